@@ -1,0 +1,646 @@
+//! One shard's log: the writer. Appends, rolls, group commit, checkpoints, retention, close.
+//!
+//! Locks, always taken in this order: `writer` → `checkpointer` → `sync`. The `segments`
+//! snapshot lock is held only to swap or clone an `Arc`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::options::{Durability, LogOptions};
+use super::read::{self, ReadLimits, Record};
+use super::recovery::{
+    create_segment, read_checkpoint, recover, segment_paths, tip_of, write_checkpoint,
+    RecoveryReport,
+};
+use super::segment::{lock, read_lock, ActiveSegment, ScanCursor, SealedSegment, Segments, Tip};
+use super::vfs::{DirLock, OpenMode, Vfs, VfsFile};
+use crate::error::{Error, Result};
+use crate::format::batch::{encode_batch, RecordIn, RecordRef};
+use crate::format::checkpoint::Checkpoint;
+use crate::format::codec::EncodeScratch;
+use crate::format::index::{encode_index_file, index_digest, INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
+use crate::format::segment::{SegmentFooter, SEGMENT_HEADER_LEN};
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Sequence number of the first appended record.
+    pub first_sequence: u64,
+    /// Sequence number of the last appended record.
+    pub last_sequence: u64,
+}
+
+/// What a retention pass deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionReport {
+    /// Sealed segments deleted.
+    pub segments_deleted: u64,
+    /// Bytes of segment files deleted.
+    pub bytes_deleted: u64,
+    /// The oldest retained sequence number afterwards.
+    pub first_sequence: u64,
+}
+
+#[derive(Debug)]
+struct Writer {
+    active: Arc<ActiveSegment>,
+    cursor: ScanCursor,
+    /// Bytes appended since open: the position group commit reasons about.
+    lsn: u64,
+    encode_buf: Vec<u8>,
+    scratch: EncodeScratch,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    synced_lsn: u64,
+    leader: bool,
+    /// The newest synced extent of an active segment: what a checkpoint may name.
+    synced: (Arc<ActiveSegment>, Tip),
+}
+
+#[derive(Debug)]
+struct Checkpointer {
+    last_written: Instant,
+    /// Open index file of the active segment and how many entries it holds.
+    index: Option<(u64, Arc<dyn VfsFile>, usize)>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    options: LogOptions,
+    vfs: Arc<dyn Vfs>,
+    segments: RwLock<Arc<Segments>>,
+    writer: Mutex<Writer>,
+    checkpointer: Mutex<Checkpointer>,
+    sync: Mutex<SyncState>,
+    synced_cv: Condvar,
+    poison: Mutex<Option<(&'static str, std::io::ErrorKind)>>,
+    closed: AtomicBool,
+    _lock: Box<dyn DirLock>,
+}
+
+/// The interval-sync thread and its stop flag.
+type Background = (Arc<(Mutex<bool>, Condvar)>, JoinHandle<()>);
+
+/// A writable log in one directory. `Send + Sync`: appends from many threads are serialized
+/// into batches on disk in the order they take the writer lock, and reads run concurrently.
+///
+/// Dropping the log closes it cleanly (see [`Log::close`]) unless a write or sync failed.
+#[derive(Debug)]
+pub struct Log {
+    shared: Arc<Shared>,
+    report: RecoveryReport,
+    background: Option<Background>,
+}
+
+impl Log {
+    /// Opens the log in `dir`, creating it if needed, recovering it after a crash.
+    ///
+    /// Fails with [`Error::Locked`] if another writer holds it.
+    pub fn open(dir: impl AsRef<Path>, options: LogOptions) -> Result<Log> {
+        options.validate().map_err(Error::InvalidArgument)?;
+        let dir = dir.as_ref().to_path_buf();
+        let vfs = options.vfs.clone();
+        vfs.create_dir_all(&dir)
+            .map_err(|e| Error::io(&dir, "create dir", e))?;
+        let dir_lock = vfs
+            .try_lock_dir(&dir)
+            .map_err(|e| Error::io(dir.join("LOCK"), "lock", e))?
+            .ok_or_else(|| Error::Locked { path: dir.clone() })?;
+        let checkpoint = read_checkpoint(vfs.as_ref(), &dir)?;
+        // KAFKA-10471: the clean mark goes before anything else is written, so that a crash
+        // during this open can never be mistaken for a clean shutdown.
+        if let Some(cp) = checkpoint.filter(|cp| cp.clean) {
+            write_checkpoint(vfs.as_ref(), &dir, &Checkpoint { clean: false, ..cp })?;
+        }
+        let mut report = RecoveryReport::default();
+        let recovered = recover(vfs.as_ref(), &dir, &options, checkpoint, &mut report)?;
+        let active = recovered
+            .segments
+            .active
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument("recovery produced no active segment".into()))?;
+        let tip = tip_of(&recovered.cursor);
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            vfs: vfs.clone(),
+            segments: RwLock::new(Arc::new(recovered.segments)),
+            writer: Mutex::new(Writer {
+                active: active.clone(),
+                cursor: recovered.cursor,
+                lsn: 0,
+                encode_buf: Vec::new(),
+                scratch: EncodeScratch::default(),
+            }),
+            checkpointer: Mutex::new(Checkpointer {
+                last_written: Instant::now(),
+                index: None,
+            }),
+            sync: Mutex::new(SyncState {
+                synced_lsn: 0,
+                leader: false,
+                synced: (active, tip),
+            }),
+            synced_cv: Condvar::new(),
+            poison: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            options,
+            _lock: dir_lock,
+        });
+        shared.write_checkpoint(false)?;
+        let background = shared.start_background();
+        Ok(Log {
+            shared,
+            report: recovered.report,
+            background,
+        })
+    }
+
+    /// What recovery found and did when this log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Appends `records` as one atomic batch; returns once the log's durability mode says the
+    /// batch is safe. After an I/O failure the log is poisoned and every later append fails
+    /// with [`Error::Poisoned`] until the log is reopened.
+    pub fn append(&self, records: &[RecordIn<'_>]) -> Result<Appended> {
+        self.append_batch(records, false)
+    }
+
+    /// Like [`Log::append`], marking the batch as holding KPL-aggregated records.
+    pub fn append_batch(&self, records: &[RecordIn<'_>], aggregated: bool) -> Result<Appended> {
+        self.shared.append(records, aggregated)
+    }
+
+    /// Reads up to `limits` records starting at sequence `from` (or the oldest retained
+    /// record if `from` is older). At least one record is returned when any exists at or after
+    /// `from`, even if it alone exceeds the byte limit.
+    pub fn read(&self, from: u64, limits: ReadLimits) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        self.scan(from, limits, |r| {
+            out.push(Record::from(r));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Visits records from `from` in sequence order without copying them, until `limits` or
+    /// the visitor (returning `false`) stops it. Returns the sequence number to continue at.
+    pub fn scan(
+        &self,
+        from: u64,
+        limits: ReadLimits,
+        visit: impl FnMut(RecordRef<'_>) -> bool,
+    ) -> Result<u64> {
+        let segments = self.shared.snapshot();
+        read::scan(&segments, self.shared.vfs.as_ref(), from, limits, visit)
+    }
+
+    /// The first sequence number whose record's timestamp is at or after `timestamp_ms`, or
+    /// [`Log::next_sequence`] if there is none yet.
+    pub fn sequence_at_timestamp(&self, timestamp_ms: i64) -> Result<u64> {
+        let segments = self.shared.snapshot();
+        read::sequence_at_timestamp(&segments, self.shared.vfs.as_ref(), timestamp_ms)
+    }
+
+    /// The oldest retained sequence number.
+    pub fn first_sequence(&self) -> u64 {
+        self.shared.snapshot().first_sequence()
+    }
+
+    /// The sequence number the next readable record will have.
+    pub fn next_sequence(&self) -> u64 {
+        self.shared.snapshot().next_sequence()
+    }
+
+    /// Total bytes of segment files.
+    pub fn size_bytes(&self) -> u64 {
+        size_of(&self.shared.snapshot())
+    }
+
+    /// Number of segment files, the active one included.
+    pub fn segment_count(&self) -> usize {
+        let segments = self.shared.snapshot();
+        segments.sealed.len() + usize::from(segments.active.is_some())
+    }
+
+    /// Syncs everything appended so far, whatever the durability mode.
+    pub fn sync(&self) -> Result<()> {
+        let target = lock(&self.shared.writer).lsn;
+        self.shared.sync_to(target)
+    }
+
+    /// Seals the active segment and starts a new one, if it holds any batch.
+    pub fn roll(&self) -> Result<()> {
+        let mut writer = self.shared.lock_writer()?;
+        if writer.cursor.position > SEGMENT_HEADER_LEN as u64 {
+            self.shared.roll(&mut writer)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes sealed segments that retention says have expired; never the active one.
+    pub fn apply_retention(&self) -> Result<RetentionReport> {
+        let _writer = self.shared.lock_writer()?;
+        self.shared.apply_retention()
+    }
+
+    /// Syncs, writes the index and a checkpoint with the clean-shutdown mark, and releases
+    /// the lock. The mark is written only if every step succeeded and the log was never
+    /// poisoned, so the next open trusts nothing it should not.
+    pub fn close(mut self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
+        if let Some((stop, handle)) = self.background.take() {
+            *lock(&stop.0) = true;
+            stop.1.notify_all();
+            let _ = handle.join();
+        }
+        if self.shared.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _writer = self.shared.lock_writer()?;
+        let target = _writer.lsn;
+        drop(_writer);
+        self.shared.sync_to(target)?;
+        let _writer = self.shared.lock_writer()?;
+        self.shared.write_checkpoint(true)
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.close_inner();
+    }
+}
+
+pub(crate) fn size_of(segments: &Segments) -> u64 {
+    let sealed: u64 = segments.sealed.iter().map(|s| s.file_len()).sum();
+    sealed + segments.active.as_ref().map_or(0, |a| a.tip().end)
+}
+
+impl Shared {
+    fn snapshot(&self) -> Arc<Segments> {
+        read_lock(&self.segments).clone()
+    }
+
+    fn check_poison(&self) -> Result<()> {
+        match *lock(&self.poison) {
+            Some((op, kind)) => Err(Error::Poisoned {
+                path: self.dir.clone(),
+                op,
+                kind,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the first failure; every later write is refused.
+    fn poison(&self, op: &'static str, err: Error) -> Error {
+        let mut poison = lock(&self.poison);
+        if poison.is_none() {
+            *poison = Some((op, err.io_kind()));
+        }
+        drop(poison);
+        self.synced_cv.notify_all();
+        err
+    }
+
+    fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, Writer>> {
+        self.check_poison()?;
+        let writer = lock(&self.writer);
+        self.check_poison()?;
+        Ok(writer)
+    }
+
+    fn append(&self, records: &[RecordIn<'_>], aggregated: bool) -> Result<Appended> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::InvalidArgument("the log is closed".into()));
+        }
+        let mut guard = self.lock_writer()?;
+        let writer = &mut *guard;
+        let first_sequence = writer.cursor.next_sequence;
+        encode_batch(
+            &mut writer.encode_buf,
+            &mut writer.scratch,
+            first_sequence,
+            records,
+            self.options.compression,
+            aggregated,
+        )?;
+        debug_assert!(crate::format::batch::decode_batch(
+            &writer.encode_buf,
+            &mut crate::format::codec::DecodeScratch::default()
+        )
+        .is_ok());
+        let length = writer.encode_buf.len() as u64;
+        if self.should_roll(writer, length) {
+            self.roll(writer)?;
+        }
+        let position = writer.cursor.position;
+        if let Err(e) = writer.active.file.write_all_at(&writer.encode_buf, position) {
+            return Err(self.poison("write", Error::io(&writer.active.path, "write", e)));
+        }
+        let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(i64::MIN);
+        let count = records.len() as u32; // bounded by BATCH_RECORDS_MAX in encode_batch
+        if let Some(entry) =
+            writer
+                .cursor
+                .advance(length, count, max_ts, self.options.index_interval_bytes)
+        {
+            writer.active.push_index(entry);
+        }
+        writer.lsn += length;
+        let appended = Appended {
+            first_sequence,
+            last_sequence: writer.cursor.next_sequence - 1,
+        };
+        match self.options.durability {
+            Durability::Always => {
+                let target = writer.lsn;
+                drop(guard);
+                self.sync_to(target)?;
+            }
+            Durability::Interval(_) | Durability::None => {
+                writer.active.publish(tip_of(&writer.cursor));
+            }
+        }
+        Ok(appended)
+    }
+
+    fn should_roll(&self, writer: &Writer, incoming: u64) -> bool {
+        let position = writer.cursor.position;
+        if position <= SEGMENT_HEADER_LEN as u64 {
+            return false;
+        }
+        let full = position + incoming > self.options.segment_bytes_max;
+        let old = self.options.segment_age_max.is_some_and(|age| {
+            let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+            self.options.clock.now_ms().saturating_sub(writer.active.created_ms) >= age_ms
+        });
+        full || old
+    }
+
+    /// Group commit: returns once everything up to `target` is synced. One caller syncs for
+    /// all that wait; an error poisons the log and fails every waiter.
+    fn sync_to(&self, target: u64) -> Result<()> {
+        let mut state = lock(&self.sync);
+        loop {
+            self.check_poison()?;
+            if state.synced_lsn >= target {
+                return Ok(());
+            }
+            if !state.leader {
+                break;
+            }
+            state = self
+                .synced_cv
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        state.leader = true;
+        drop(state);
+        let (lsn, active, tip) = {
+            let writer = lock(&self.writer);
+            (writer.lsn, writer.active.clone(), tip_of(&writer.cursor))
+        };
+        let result = active.file.sync_data();
+        let mut state = lock(&self.sync);
+        state.leader = false;
+        let outcome = match result {
+            Ok(()) => {
+                if lsn > state.synced_lsn {
+                    state.synced_lsn = lsn;
+                    state.synced = (active.clone(), tip);
+                }
+                active.publish(tip);
+                Ok(())
+            }
+            Err(e) => Err(self.poison("fsync", Error::io(&active.path, "fsync", e))),
+        };
+        drop(state);
+        self.synced_cv.notify_all();
+        outcome?;
+        if lock(&self.checkpointer).last_written.elapsed() >= self.options.checkpoint_interval {
+            self.write_checkpoint(false)?;
+        }
+        Ok(())
+    }
+
+    /// Persists the active segment's new index entries, then names the synced extent as the
+    /// recovery point (atomically). `clean` adds the clean-shutdown mark.
+    fn write_checkpoint(&self, clean: bool) -> Result<()> {
+        let mut cp = lock(&self.checkpointer);
+        self.check_poison()?;
+        let (active, tip) = lock(&self.sync).synced.clone();
+        let entries: Vec<_> = active
+            .index_snapshot()
+            .into_iter()
+            .filter(|e| e.position < tip.end)
+            .collect();
+        let result = self.persist_index(&mut cp, &active, &entries).and_then(|()| {
+            let prefix = encode_index_file(active.base, &entries);
+            let checkpoint = Checkpoint {
+                clean,
+                active_base: active.base,
+                recovery_position: tip.end,
+                next_sequence: tip.next_sequence,
+                max_timestamp_ms: tip.max_timestamp_ms,
+                index_digest: index_digest(&prefix),
+            };
+            write_checkpoint(self.vfs.as_ref(), &self.dir, &checkpoint)
+        });
+        cp.last_written = Instant::now();
+        result.map_err(|e| self.poison("checkpoint", e))
+    }
+
+    fn persist_index(
+        &self,
+        cp: &mut Checkpointer,
+        active: &ActiveSegment,
+        entries: &[crate::format::index::IndexEntry],
+    ) -> Result<()> {
+        let path = &active.index_path;
+        let stale = cp.index.as_ref().is_none_or(|(base, _, _)| *base != active.base);
+        if stale {
+            let file = self
+                .vfs
+                .open(path, OpenMode::ReadWrite)
+                .map_err(|e| Error::io(path, "open", e))?;
+            let held = file.len().map_err(|e| Error::io(path, "stat", e))?;
+            let held = (held.saturating_sub(INDEX_HEADER_LEN as u64) / INDEX_ENTRY_LEN as u64) as usize;
+            cp.index = Some((active.base, file, held.min(entries.len())));
+        }
+        let Some((_, file, persisted)) = cp.index.as_mut() else {
+            return Ok(());
+        };
+        if entries.len() <= *persisted {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity((entries.len() - *persisted) * INDEX_ENTRY_LEN);
+        for (ordinal, entry) in entries.iter().enumerate().skip(*persisted) {
+            bytes.extend_from_slice(&entry.encode(ordinal as u64));
+        }
+        let offset = (INDEX_HEADER_LEN + *persisted * INDEX_ENTRY_LEN) as u64;
+        file.write_all_at(&bytes, offset)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| Error::io(path, "write index", e))?;
+        *persisted = entries.len();
+        Ok(())
+    }
+
+    /// Seals the active segment (footer, index, fsync) and makes a new one active.
+    fn roll(&self, writer: &mut Writer) -> Result<()> {
+        self.roll_inner(writer).map_err(|e| self.poison("roll", e))?;
+        self.write_checkpoint(false)?;
+        self.apply_retention()?;
+        Ok(())
+    }
+
+    fn roll_inner(&self, writer: &mut Writer) -> Result<()> {
+        let old = writer.active.clone();
+        let cursor = writer.cursor;
+        let entries = old.index_snapshot();
+        let index_bytes = encode_index_file(old.base, &entries);
+        let footer = SegmentFooter {
+            base_sequence: old.base,
+            next_sequence: cursor.next_sequence,
+            data_end: cursor.position,
+            max_timestamp_ms: cursor.max_timestamp_ms,
+            index_digest: index_digest(&index_bytes),
+            index_len: index_bytes.len() as u64,
+        };
+        old.file
+            .write_all_at(&footer.encode(), cursor.position)
+            .and_then(|()| old.file.sync_data())
+            .map_err(|e| Error::io(&old.path, "seal", e))?;
+        super::atomic::write_atomically(self.vfs.as_ref(), &old.index_path, &index_bytes)
+            .map_err(|e| Error::io(&old.index_path, "write index", e))?;
+        let now = self.options.clock.now_ms();
+        let base = cursor.next_sequence;
+        let file = create_segment(self.vfs.as_ref(), &self.dir, base, now)?;
+        let fresh = ScanCursor::at_start(base);
+        let active = Arc::new(ActiveSegment::new(&self.dir, base, file, now, tip_of(&fresh), Vec::new()));
+        let sealed = Arc::new(SealedSegment::new(
+            &self.dir,
+            footer,
+            true,
+            self.options.index_interval_bytes,
+        ));
+        let mut segments = (*self.snapshot()).clone();
+        segments.sealed.push(sealed);
+        segments.active = Some(active.clone());
+        *self.segments.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(segments);
+        writer.active = active.clone();
+        writer.cursor = fresh;
+        let mut sync = lock(&self.sync);
+        sync.synced_lsn = sync.synced_lsn.max(writer.lsn);
+        sync.synced = (active, tip_of(&fresh));
+        drop(sync);
+        self.synced_cv.notify_all();
+        Ok(())
+    }
+
+    /// Deletes expired sealed segments. The caller holds the writer lock.
+    fn apply_retention(&self) -> Result<RetentionReport> {
+        let segments = self.snapshot();
+        let retention = self.options.retention;
+        let now = self.options.clock.now_ms();
+        let mut total = size_of(&segments);
+        let mut expired = 0;
+        for segment in &segments.sealed {
+            let too_old = retention.age.is_some_and(|age| {
+                let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+                segment.footer.max_timestamp_ms < now.saturating_sub(age_ms)
+            });
+            let too_big = retention.bytes_max.is_some_and(|max| total > max);
+            if !(too_old || too_big) {
+                break;
+            }
+            total -= segment.file_len();
+            expired += 1;
+        }
+        let mut report = RetentionReport {
+            first_sequence: segments.first_sequence(),
+            ..RetentionReport::default()
+        };
+        if expired == 0 {
+            return Ok(report);
+        }
+        let mut remaining = (*segments).clone();
+        let deleted: Vec<_> = remaining.sealed.drain(..expired).collect();
+        report.first_sequence = remaining.first_sequence();
+        // Readers switch to the shorter list first; one that still holds a mapping of a
+        // deleted segment keeps valid bytes, since unlinking never shrinks a mapped file.
+        *self.segments.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(remaining);
+        for segment in &deleted {
+            for path in segment_paths(&self.dir, segment.base) {
+                match self.vfs.remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&path, "remove", e)),
+                }
+            }
+            report.segments_deleted += 1;
+            report.bytes_deleted += segment.file_len();
+        }
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, "fsync dir", e))?;
+        Ok(report)
+    }
+
+    fn start_background(self: &Arc<Self>) -> Option<Background> {
+        let Durability::Interval(interval) = self.options.durability else {
+            return None;
+        };
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let weak = Arc::downgrade(self);
+        let stop_flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("shardlog-sync".into())
+            .spawn(move || background_sync(weak, stop_flag, interval))
+            .ok()?;
+        Some((stop, handle))
+    }
+}
+
+fn background_sync(
+    shared: std::sync::Weak<Shared>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    interval: Duration,
+) {
+    loop {
+        {
+            let stopped = lock(&stop.0);
+            let (stopped, _) = stop
+                .1
+                .wait_timeout_while(stopped, interval, |s| !*s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if *stopped {
+                return;
+            }
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let target = lock(&shared.writer).lsn;
+        // A failure poisons the log; appenders see it on their next call.
+        if shared.sync_to(target).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,604 @@
+//! A simulated disk for deterministic fault tests.
+//!
+//! Each file keeps two images: `live` (what reads see) and `durable` (what survives a crash),
+//! plus the list of writes made since its last `sync_data`. Directory changes (create, rename,
+//! remove) are likewise live at once and durable after `sync_dir`. [`SimDisk::crash`] builds the
+//! post-crash disk from the durable images plus a seeded choice of the pending work: a prefix of
+//! each file's unsynced writes (or, with [`CrashMode::Reorder`], any subset), the last of them
+//! possibly torn at a random byte, and a prefix of each directory's unsynced changes. Handles
+//! opened before a crash fail with EIO afterwards, as if their process had died.
+//!
+//! Faults on demand: [`SimDisk::fail_nth`] fails a chosen call, [`SimDisk::set_space_limit`]
+//! makes writes past a total size fail with ENOSPC after writing what fits, and
+//! [`SimDisk::flip_bit`] corrupts a byte of both images.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::vfs::{DirLock, Mapped, OpenMode, Vfs, VfsFile};
+
+/// How unsynced writes of a file survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// Unsynced writes are all lost.
+    DropUnsynced,
+    /// A prefix of the unsynced writes survives; the last survivor may be torn.
+    TornPrefix,
+    /// Any subset of the unsynced writes survives, in any order of arrival; one may be torn.
+    Reorder,
+}
+
+/// Which call a planned fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// `write_all_at`.
+    Write,
+    /// `sync_data`.
+    Sync,
+    /// `sync_dir`.
+    SyncDir,
+    /// `rename`.
+    Rename,
+    /// `open` with [`OpenMode::Create`].
+    Create,
+}
+
+/// Counters of what the simulated disk was asked to do, for tests that bound I/O.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Bytes returned by `read_at`, per file name.
+    pub bytes_read: BTreeMap<String, u64>,
+    /// Number of `map` calls, per file name.
+    pub maps: BTreeMap<String, u64>,
+    /// `sync_data` calls.
+    pub syncs: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write { offset: u64, data: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Default, Clone)]
+struct Inode {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug, Clone)]
+enum DirOp {
+    Link(PathBuf, u64),
+    Unlink(PathBuf),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    generation: u64,
+    next_inode: u64,
+    inodes: BTreeMap<u64, Inode>,
+    live_names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    pending_dir_ops: Vec<(PathBuf, DirOp)>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+    locks: std::collections::BTreeSet<PathBuf>,
+    faults: Vec<(FaultOp, u64, io::ErrorKind)>,
+    calls: BTreeMap<&'static str, u64>,
+    space_limit: Option<u64>,
+    stats: SimStats,
+}
+
+/// An in-memory disk; cheap to clone (clones share the disk).
+#[derive(Clone, Default)]
+pub struct SimDisk {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for SimDisk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SimDisk")
+    }
+}
+
+fn eio(what: &str) -> io::Error {
+    io::Error::other(format!("simulated EIO: {what}"))
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+}
+
+fn op_name(op: FaultOp) -> &'static str {
+    match op {
+        FaultOp::Write => "write",
+        FaultOp::Sync => "sync",
+        FaultOp::SyncDir => "sync_dir",
+        FaultOp::Rename => "rename",
+        FaultOp::Create => "create",
+    }
+}
+
+impl State {
+    /// Counts a call and returns the planned error for it, if any.
+    fn fault(&mut self, op: FaultOp) -> Option<io::Error> {
+        let count = self.calls.entry(op_name(op)).or_insert(0);
+        *count += 1;
+        let n = *count;
+        let at = self.faults.iter().position(|(o, nth, _)| *o == op && *nth == n)?;
+        let (_, _, kind) = self.faults.remove(at);
+        if kind == io::ErrorKind::StorageFull {
+            return Some(io::Error::from_raw_os_error(28));
+        }
+        Some(io::Error::new(kind, format!("simulated {kind} on {} call {n}", op_name(op))))
+    }
+
+    fn live_bytes(&self) -> u64 {
+        self.inodes.values().map(|i| i.live.len() as u64).sum()
+    }
+
+    fn dir_of(path: &Path) -> PathBuf {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+fn apply(image: &mut Vec<u8>, op: &Pending) {
+    match op {
+        Pending::Write { offset, data } => write_into(image, *offset, data),
+        Pending::SetLen(len) => image.resize(*len as usize, 0),
+    }
+}
+
+fn write_into(image: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let start = offset as usize;
+    let end = start + data.len();
+    if image.len() < end {
+        image.resize(end, 0);
+    }
+    if let Some(slot) = image.get_mut(start..end) {
+        slot.copy_from_slice(data);
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a seed means the same crash everywhere.
+#[derive(Debug, Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        SimRng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// True with probability `percent`/100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+impl SimDisk {
+    /// An empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would leave a test's disk inconsistent anyway.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fails the `nth` call (1-based, counted from the disk's creation) of `op` with `kind`.
+    /// `ErrorKind::StorageFull` produces a raw ENOSPC.
+    pub fn fail_nth(&self, op: FaultOp, nth: u64, kind: io::ErrorKind) {
+        self.lock().faults.push((op, nth, kind));
+    }
+
+    /// How many calls of `op` the disk has seen.
+    pub fn calls(&self, op: FaultOp) -> u64 {
+        self.lock().calls.get(op_name(op)).copied().unwrap_or(0)
+    }
+
+    /// Caps the total live bytes of all files; writes past it fail with ENOSPC after writing
+    /// the part that fits. `None` removes the cap.
+    pub fn set_space_limit(&self, limit: Option<u64>) {
+        self.lock().space_limit = limit;
+    }
+
+    /// I/O counters since the disk was created or [`SimDisk::reset_stats`] was called.
+    pub fn stats(&self) -> SimStats {
+        self.lock().stats.clone()
+    }
+
+    /// Zeroes the I/O counters.
+    pub fn reset_stats(&self) {
+        self.lock().stats = SimStats::default();
+    }
+
+    /// The live bytes of a file, as a reader would see them.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = self.lock();
+        let inode = state.live_names.get(path)?;
+        state.inodes.get(inode).map(|i| i.live.clone())
+    }
+
+    /// Replaces a file's bytes in both images, as if they had been written and synced.
+    pub fn set_contents(&self, path: &Path, bytes: &[u8]) {
+        let mut state = self.lock();
+        let id = match state.live_names.get(path) {
+            Some(id) => *id,
+            None => {
+                let id = state.next_inode;
+                state.next_inode += 1;
+                state.live_names.insert(path.to_path_buf(), id);
+                state.durable_names.insert(path.to_path_buf(), id);
+                id
+            }
+        };
+        state.durable_names.insert(path.to_path_buf(), id);
+        let inode = state.inodes.entry(id).or_default();
+        inode.live = bytes.to_vec();
+        inode.durable = bytes.to_vec();
+        inode.pending.clear();
+    }
+
+    /// XORs `mask` into the byte at `offset` of both images of a file.
+    pub fn flip_bit(&self, path: &Path, offset: u64, mask: u8) -> bool {
+        let mut state = self.lock();
+        let Some(id) = state.live_names.get(path).copied() else {
+            return false;
+        };
+        let Some(inode) = state.inodes.get_mut(&id) else {
+            return false;
+        };
+        let mut hit = false;
+        for image in [&mut inode.live, &mut inode.durable] {
+            if let Some(b) = image.get_mut(offset as usize) {
+                *b ^= mask;
+                hit = true;
+            }
+        }
+        hit
+    }
+
+    /// Removes a file at once, durably (a test's stand-in for an operator deleting it).
+    pub fn delete(&self, path: &Path) {
+        let mut state = self.lock();
+        state.live_names.remove(path);
+        state.durable_names.remove(path);
+    }
+
+    /// The names of live files whose path starts with `dir`.
+    pub fn files_in(&self, dir: &Path) -> Vec<PathBuf> {
+        self.lock()
+            .live_names
+            .keys()
+            .filter(|p| p.starts_with(dir))
+            .cloned()
+            .collect()
+    }
+
+    /// Simulates a power loss: rebuilds the disk from what was durable plus a seeded choice of
+    /// unsynced work, and makes every earlier handle fail.
+    pub fn crash(&self, mode: CrashMode, rng: &mut SimRng) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.locks.clear();
+        // Directory changes: a prefix of each directory's pending operations lands.
+        let pending_dir = std::mem::take(&mut state.pending_dir_ops);
+        let mut by_dir: BTreeMap<PathBuf, Vec<DirOp>> = BTreeMap::new();
+        for (dir, op) in pending_dir {
+            by_dir.entry(dir).or_default().push(op);
+        }
+        for ops in by_dir.values() {
+            let keep = if mode == CrashMode::DropUnsynced {
+                0
+            } else {
+                rng.below(ops.len() as u64 + 1) as usize
+            };
+            for op in ops.iter().take(keep) {
+                match op {
+                    DirOp::Link(path, id) => {
+                        state.durable_names.insert(path.clone(), *id);
+                    }
+                    DirOp::Unlink(path) => {
+                        state.durable_names.remove(path);
+                    }
+                }
+            }
+        }
+        // File contents.
+        for inode in state.inodes.values_mut() {
+            let pending = std::mem::take(&mut inode.pending);
+            let mut image = std::mem::take(&mut inode.durable);
+            let chosen: Vec<&Pending> = match mode {
+                CrashMode::DropUnsynced => Vec::new(),
+                CrashMode::TornPrefix => {
+                    let keep = rng.below(pending.len() as u64 + 1) as usize;
+                    pending.iter().take(keep).collect()
+                }
+                CrashMode::Reorder => pending.iter().filter(|_| rng.chance(50)).collect(),
+            };
+            let last = chosen.len().saturating_sub(1);
+            for (i, op) in chosen.into_iter().enumerate() {
+                match op {
+                    Pending::Write { offset, data } if i == last && rng.chance(50) => {
+                        let torn = rng.below(data.len() as u64 + 1) as usize;
+                        write_into(&mut image, *offset, data.get(..torn).unwrap_or_default());
+                    }
+                    other => apply(&mut image, other),
+                }
+            }
+            inode.live = image.clone();
+            inode.durable = image;
+        }
+        state.live_names = state.durable_names.clone();
+        let referenced: std::collections::BTreeSet<u64> =
+            state.durable_names.values().copied().collect();
+        state.inodes.retain(|id, _| referenced.contains(id));
+    }
+}
+
+#[derive(Debug)]
+struct SimFile {
+    disk: SimDisk,
+    inode: u64,
+    generation: u64,
+    name: String,
+    writable: bool,
+}
+
+impl SimFile {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> io::Result<T>) -> io::Result<T> {
+        let mut state = self.disk.lock();
+        if state.generation != self.generation {
+            return Err(eio("handle from before a crash"));
+        }
+        f(&mut state)
+    }
+}
+
+impl VfsFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.with(|state| {
+            let inode = state.inodes.get(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            let start = (offset as usize).min(inode.live.len());
+            let end = (start + buf.len()).min(inode.live.len());
+            let src = inode.live.get(start..end).unwrap_or_default();
+            let n = src.len();
+            if let Some(dst) = buf.get_mut(..n) {
+                dst.copy_from_slice(src);
+            }
+            *state.stats.bytes_read.entry(self.name.clone()).or_insert(0) += n as u64;
+            Ok(n)
+        })
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only handle"));
+        }
+        self.with(|state| {
+            if let Some(err) = state.fault(FaultOp::Write) {
+                return Err(err);
+            }
+            let current = state.inodes.get(&self.inode).map_or(0, |i| i.live.len() as u64);
+            let growth = (offset + buf.len() as u64).saturating_sub(current);
+            let mut data = buf;
+            let mut full = false;
+            if let Some(limit) = state.space_limit {
+                let free = limit.saturating_sub(state.live_bytes());
+                if growth > free {
+                    let fits = (buf.len() as u64 - (growth - free)) as usize;
+                    data = buf.get(..fits).unwrap_or_default();
+                    full = true;
+                }
+            }
+            let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            write_into(&mut inode.live, offset, data);
+            inode.pending.push(Pending::Write {
+                offset,
+                data: data.to_vec(),
+            });
+            if full {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            Ok(())
+        })
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.with(|state| {
+            state.stats.syncs += 1;
+            if let Some(err) = state.fault(FaultOp::Sync) {
+                // As on Linux, a failed fsync may have dropped the dirty pages: the pending
+                // writes stay unsynced, and nothing says whether they will ever land.
+                return Err(err);
+            }
+            let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            for op in std::mem::take(&mut inode.pending) {
+                apply(&mut inode.durable, &op);
+            }
+            debug_assert_eq!(inode.durable, inode.live);
+            Ok(())
+        })
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        self.with(|state| {
+            let inode = state.inodes.get(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            Ok(inode.live.len() as u64)
+        })
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.with(|state| {
+            let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            inode.live.resize(len as usize, 0);
+            inode.pending.push(Pending::SetLen(len));
+            Ok(())
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SimLock {
+    disk: SimDisk,
+    path: PathBuf,
+    generation: u64,
+}
+
+impl DirLock for SimLock {}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut state = self.disk.lock();
+        if state.generation == self.generation {
+            state.locks.remove(&self.path);
+        }
+    }
+}
+
+impl Vfs for SimDisk {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.lock().dirs.insert(path.to_path_buf());
+        Ok(())
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let state = self.lock();
+        Ok(state
+            .live_names
+            .keys()
+            .filter(|p| p.parent() == Some(path))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
+        let mut state = self.lock();
+        let id = match mode {
+            OpenMode::Create => {
+                if let Some(err) = state.fault(FaultOp::Create) {
+                    return Err(err);
+                }
+                let id = state.next_inode;
+                state.next_inode += 1;
+                state.inodes.insert(id, Inode::default());
+                state.live_names.insert(path.to_path_buf(), id);
+                let dir = State::dir_of(path);
+                state
+                    .pending_dir_ops
+                    .push((dir, DirOp::Link(path.to_path_buf(), id)));
+                id
+            }
+            OpenMode::Read | OpenMode::ReadWrite => {
+                *state.live_names.get(path).ok_or_else(|| not_found(path))?
+            }
+        };
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Arc::new(SimFile {
+            disk: self.clone(),
+            inode: id,
+            generation: state.generation,
+            name,
+            writable: mode != OpenMode::Read,
+        }))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        state.live_names.remove(path).ok_or_else(|| not_found(path))?;
+        let dir = State::dir_of(path);
+        state
+            .pending_dir_ops
+            .push((dir, DirOp::Unlink(path.to_path_buf())));
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        if let Some(err) = state.fault(FaultOp::Rename) {
+            return Err(err);
+        }
+        let id = state.live_names.remove(from).ok_or_else(|| not_found(from))?;
+        state.live_names.insert(to.to_path_buf(), id);
+        let dir = State::dir_of(to);
+        // One atomic directory operation: both changes land together or not at all.
+        state.pending_dir_ops.push((dir.clone(), DirOp::Link(to.to_path_buf(), id)));
+        state.pending_dir_ops.push((dir, DirOp::Unlink(from.to_path_buf())));
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        if let Some(err) = state.fault(FaultOp::SyncDir) {
+            return Err(err);
+        }
+        let pending = std::mem::take(&mut state.pending_dir_ops);
+        for (dir, op) in pending {
+            if dir != path {
+                state.pending_dir_ops.push((dir, op));
+                continue;
+            }
+            match op {
+                DirOp::Link(p, id) => {
+                    state.durable_names.insert(p, id);
+                }
+                DirOp::Unlink(p) => {
+                    state.durable_names.remove(&p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn map(&self, path: &Path) -> io::Result<Mapped> {
+        let mut state = self.lock();
+        let id = *state.live_names.get(path).ok_or_else(|| not_found(path))?;
+        let bytes = state.inodes.get(&id).map(|i| i.live.clone()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        *state.stats.maps.entry(name).or_insert(0) += 1;
+        Ok(Mapped::new(Arc::new(bytes)))
+    }
+
+    fn try_lock_dir(&self, path: &Path) -> io::Result<Option<Box<dyn DirLock>>> {
+        let mut state = self.lock();
+        if !state.locks.insert(path.to_path_buf()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SimLock {
+            disk: self.clone(),
+            path: path.to_path_buf(),
+            generation: state.generation,
+        })))
+    }
+}
