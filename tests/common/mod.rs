@@ -1,0 +1,101 @@
+//! Helpers shared by the behaviour tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use shardlog::format::batch::RecordIn;
+use shardlog::storage::{Clock, Durability, Log, LogOptions, ReadLimits, Record, SimDisk};
+
+/// A log directory on a simulated disk.
+pub const DIR: &str = "/sim/log";
+
+/// A clock tests move by hand.
+#[derive(Clone, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn at(ms: i64) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(ms)))
+    }
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+    pub fn clock(&self) -> Clock {
+        let now = self.0.clone();
+        Clock::new(move || now.load(Ordering::SeqCst))
+    }
+}
+
+/// Options for a log on `disk` with small segments, so tests see rolls.
+pub fn sim_options(disk: &SimDisk, durability: Durability) -> LogOptions {
+    LogOptions {
+        vfs: Arc::new(disk.clone()),
+        durability,
+        segment_bytes_max: 16 * 1024,
+        index_interval_bytes: 512,
+        clock: ManualClock::at(1_000_000).clock(),
+        ..LogOptions::default()
+    }
+}
+
+/// The payload of record `n`: self-describing, so a test can check any record's bytes.
+pub fn payload(n: u64) -> Vec<u8> {
+    let len = 20 + (n % 7) as usize * 30;
+    let mut data = format!("record-{n:08}-").into_bytes();
+    data.resize(len, b'a' + (n % 26) as u8);
+    data
+}
+
+/// Appends `count` records as one batch whose first record is number `first`.
+pub fn append_numbered(log: &Log, first: u64, count: u64) -> shardlog::Result<shardlog::storage::Appended> {
+    let payloads: Vec<Vec<u8>> = (first..first + count).map(payload).collect();
+    let keys: Vec<String> = (first..first + count).map(|n| format!("key-{}", n % 5)).collect();
+    let records: Vec<RecordIn<'_>> = payloads
+        .iter()
+        .zip(&keys)
+        .enumerate()
+        .map(|(i, (data, key))| RecordIn {
+            timestamp_ms: 1_000_000 + (first + i as u64) as i64,
+            partition_key: key.as_bytes(),
+            explicit_hash_key: if (first + i as u64) % 3 == 0 { Some(u128::from(first) << 64) } else { None },
+            data,
+        })
+        .collect();
+    log.append(&records)
+}
+
+/// Every record of the log from its first sequence.
+pub fn read_all(log: &Log) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut from = log.first_sequence();
+    loop {
+        let page = log.read(from, ReadLimits::records(1000)).expect("read");
+        let Some(last) = page.last() else { break };
+        from = last.sequence + 1;
+        out.extend(page);
+    }
+    out
+}
+
+/// Asserts that `records` are records `0..n` as [`append_numbered`] wrote them.
+pub fn assert_numbered(records: &[Record], n: u64) {
+    assert_eq!(records.len() as u64, n, "record count");
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.sequence, i as u64, "sequence of record {i}");
+        assert_eq!(r.data, payload(i as u64), "data of record {i}");
+        assert_eq!(r.timestamp_ms, 1_000_000 + i as i64, "timestamp of record {i}");
+    }
+}
+
+/// The segment file paths of a log on a simulated disk, oldest first.
+pub fn segment_files(disk: &SimDisk, dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = disk
+        .files_in(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    files.sort();
+    files
+}
