@@ -17,7 +17,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..LogOptions::default()
     };
     let log = Log::open(&dir, options.clone())?;
-    println!("opened {} at sequence {}", dir.display(), log.next_sequence());
+    println!(
+        "opened {} at sequence {}",
+        dir.display(),
+        log.next_sequence()
+    );
     let payload = vec![b'x'; 1000];
     let started = Instant::now();
     let batches = 1000;

@@ -50,7 +50,9 @@ pub enum Error {
         supported: u8,
     },
     /// Another writer holds the log's lock.
-    #[error("{path} is locked by another writer (this or another process); stop it or open read-only")]
+    #[error(
+        "{path} is locked by another writer (this or another process); stop it or open read-only"
+    )]
     Locked {
         /// The locked directory.
         path: PathBuf,
@@ -118,7 +120,11 @@ impl Error {
     }
 
     /// A corruption error.
-    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<CorruptReason>) -> Self {
+    pub fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<CorruptReason>,
+    ) -> Self {
         Error::Corrupt {
             path: path.into(),
             offset,

@@ -33,8 +33,16 @@ fn clean_reopen_reads_footers_only() {
     assert!(log.recovery_report().clean_shutdown);
     assert_eq!(log.recovery_report().bytes_scanned, 0);
     let stats = disk.stats();
-    assert!(stats.maps.is_empty(), "no segment mapped on open: {:?}", stats.maps);
-    assert_eq!(seg_bytes_read(&disk), 4 * 64 + 64 + 32, "4 sealed footers, the active one's footer probe and header");
+    assert!(
+        stats.maps.is_empty(),
+        "no segment mapped on open: {:?}",
+        stats.maps
+    );
+    assert_eq!(
+        seg_bytes_read(&disk),
+        4 * 64 + 64 + 32,
+        "4 sealed footers, the active one's footer probe and header"
+    );
     assert_numbered(&read_all(&log), n);
 }
 
@@ -60,7 +68,11 @@ fn crash_reopen_scans_only_after_the_recovery_point() {
     let report = log.recovery_report().clone();
     assert!(!report.clean_shutdown);
     assert_eq!(report.segments_scanned, 1);
-    assert_eq!(report.bytes_scanned, active_len - 32, "the active segment after its header");
+    assert_eq!(
+        report.bytes_scanned,
+        active_len - 32,
+        "the active segment after its header"
+    );
     let sealed_reads: u64 = disk
         .stats()
         .bytes_read

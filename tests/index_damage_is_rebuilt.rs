@@ -66,7 +66,13 @@ fn missing_truncated_and_garbage_indexes_are_rebuilt() {
                 Some(bytes) => disk.set_contents(index, bytes),
             }
             let log = Log::open(DIR, sim_options(&disk, Durability::None)).expect("open");
-            assert_eq!(answers(&log, n), expected, "{} damaged: {:?}", index.display(), damage.as_ref().map(|d| d.len()));
+            assert_eq!(
+                answers(&log, n),
+                expected,
+                "{} damaged: {:?}",
+                index.display(),
+                damage.as_ref().map(|d| d.len())
+            );
             assert_numbered(&read_all(&log), n);
             drop(log);
             disk.set_contents(index, &original);

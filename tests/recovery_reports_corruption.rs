@@ -44,7 +44,9 @@ fn bit_flips_in_a_sealed_segment_are_corrupt_at_the_batch_offset() {
         disk.flip_bit(&sealed, offset as u64, 0x10);
         let log = Log::open(dir, sim_options(&disk, Durability::None)).expect("open is lazy");
         match log.read(0, ReadLimits::default()) {
-            Err(Error::Corrupt { path, offset: at, .. }) => {
+            Err(Error::Corrupt {
+                path, offset: at, ..
+            }) => {
                 assert_eq!(path, sealed);
                 assert_eq!(at, start as u64, "flip at {offset} in batch at {start}");
             }

@@ -56,15 +56,27 @@ fn truncation_at_every_byte_of_the_last_two_batches_keeps_whole_batches() {
                 if path.ends_with(CHECKPOINT_FILE) && !keep_checkpoint {
                     continue;
                 }
-                let bytes = if *path == segment_path { &bytes[..cut] } else { &bytes[..] };
+                let bytes = if *path == segment_path {
+                    &bytes[..cut]
+                } else {
+                    &bytes[..]
+                };
                 disk.set_contents(path, bytes);
             }
             let whole = ends.iter().filter(|&&end| end <= cut).count() as u64;
             let log = Log::open(dir, sim_options(&disk, Durability::None))
                 .unwrap_or_else(|e| panic!("open after cut at {cut}: {e}"));
             let report = log.recovery_report().clone();
-            let kept_end = if whole == 0 { SEGMENT_HEADER_LEN } else { ends[whole as usize - 1] };
-            assert_eq!(report.bytes_truncated, (cut - kept_end) as u64, "cut at {cut}");
+            let kept_end = if whole == 0 {
+                SEGMENT_HEADER_LEN
+            } else {
+                ends[whole as usize - 1]
+            };
+            assert_eq!(
+                report.bytes_truncated,
+                (cut - kept_end) as u64,
+                "cut at {cut}"
+            );
             assert_numbered(&read_all(&log), whole * 3);
             let appended = append_numbered(&log, whole * 3, 3).expect("append after recovery");
             assert_eq!(appended.first_sequence, whole * 3, "cut at {cut}");

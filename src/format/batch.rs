@@ -383,8 +383,8 @@ pub fn peek_header(bytes: &[u8]) -> Result<BatchHeader, DecodeError> {
     if flags & !FLAGS_KNOWN != 0 {
         return invalid("flags", u64::from(flags));
     }
-    let codec = CodecId::from_flag_bits(flags & FLAG_CODEC_MASK)
-        .ok_or(DecodeError::InvalidField {
+    let codec =
+        CodecId::from_flag_bits(flags & FLAG_CODEC_MASK).ok_or(DecodeError::InvalidField {
             field: "codec",
             value: u64::from(flags & FLAG_CODEC_MASK),
         })?;
@@ -714,8 +714,15 @@ mod tests {
             data: &data,
         }];
         let mut out = Vec::new();
-        encode_batch(&mut out, &mut EncodeScratch::default(), 0, &input, compression, false)
-            .expect("encodes");
+        encode_batch(
+            &mut out,
+            &mut EncodeScratch::default(),
+            0,
+            &input,
+            compression,
+            false,
+        )
+        .expect("encodes");
         out
     }
 
@@ -727,15 +734,46 @@ mod tests {
     #[test]
     fn rejects_empty_and_oversized_input() {
         let mut out = vec![1, 2, 3];
-        let err = encode_batch(&mut out, &mut EncodeScratch::default(), 0, &[], Compression::None, false);
+        let err = encode_batch(
+            &mut out,
+            &mut EncodeScratch::default(),
+            0,
+            &[],
+            Compression::None,
+            false,
+        );
         assert_eq!(err, Err(EncodeError::Empty));
         assert!(out.is_empty(), "a failed encode leaves nothing behind");
         let big = vec![0u8; RECORDS_BYTES_MAX + 1];
-        let input = [RecordIn { timestamp_ms: 0, partition_key: b"k", explicit_hash_key: None, data: &big }];
-        let err = encode_batch(&mut out, &mut EncodeScratch::default(), 0, &input, Compression::None, false);
+        let input = [RecordIn {
+            timestamp_ms: 0,
+            partition_key: b"k",
+            explicit_hash_key: None,
+            data: &big,
+        }];
+        let err = encode_batch(
+            &mut out,
+            &mut EncodeScratch::default(),
+            0,
+            &input,
+            Compression::None,
+            false,
+        );
         assert!(matches!(err, Err(EncodeError::TooLarge { .. })));
-        let input = [RecordIn { timestamp_ms: 0, partition_key: b"k", explicit_hash_key: None, data: b"" }];
-        let err = encode_batch(&mut out, &mut EncodeScratch::default(), u64::MAX, &input, Compression::None, false);
+        let input = [RecordIn {
+            timestamp_ms: 0,
+            partition_key: b"k",
+            explicit_hash_key: None,
+            data: b"",
+        }];
+        let err = encode_batch(
+            &mut out,
+            &mut EncodeScratch::default(),
+            u64::MAX,
+            &input,
+            Compression::None,
+            false,
+        );
         assert_eq!(err, Err(EncodeError::SequenceOverflow));
     }
 
@@ -757,7 +795,13 @@ mod tests {
         bytes[RECORDS_LEN_OFFSET..RECORDS_LEN_OFFSET + 4].copy_from_slice(&claim.to_le_bytes());
         reseal(&mut bytes);
         let err = decode_batch(&bytes, &mut DecodeScratch::default()).unwrap_err();
-        assert!(matches!(err, DecodeError::InvalidField { field: "records_len", .. }));
+        assert!(matches!(
+            err,
+            DecodeError::InvalidField {
+                field: "records_len",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -766,7 +810,13 @@ mod tests {
         bytes[VERSION_OFFSET] = BATCH_VERSION + 1;
         reseal(&mut bytes);
         let err = decode_batch(&bytes, &mut DecodeScratch::default()).unwrap_err();
-        assert_eq!(err, DecodeError::UnsupportedVersion { found: 2, supported: 1 });
+        assert_eq!(
+            err,
+            DecodeError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            }
+        );
     }
 
     #[test]
@@ -774,7 +824,10 @@ mod tests {
         let bytes = sample(Compression::None);
         for len in 0..bytes.len() {
             let err = decode_batch(&bytes[..len], &mut DecodeScratch::default()).unwrap_err();
-            assert!(matches!(err, DecodeError::Truncated { .. }), "prefix {len}: {err:?}");
+            assert!(
+                matches!(err, DecodeError::Truncated { .. }),
+                "prefix {len}: {err:?}"
+            );
         }
     }
 

@@ -55,11 +55,31 @@ impl Checkpoint {
         le::put_at(&mut out, 0, &CHECKPOINT_MAGIC);
         le::put_at(&mut out, 4, &[CHECKPOINT_VERSION]);
         le::put_at(&mut out, CHECKPOINT_CLEAN_OFFSET, &[u8::from(self.clean)]);
-        le::put_at(&mut out, CHECKPOINT_ACTIVE_BASE_OFFSET, &self.active_base.to_le_bytes());
-        le::put_at(&mut out, CHECKPOINT_POSITION_OFFSET, &self.recovery_position.to_le_bytes());
-        le::put_at(&mut out, CHECKPOINT_NEXT_SEQ_OFFSET, &self.next_sequence.to_le_bytes());
-        le::put_at(&mut out, CHECKPOINT_MAX_TS_OFFSET, &self.max_timestamp_ms.to_le_bytes());
-        le::put_at(&mut out, CHECKPOINT_INDEX_DIGEST_OFFSET, &self.index_digest.to_le_bytes());
+        le::put_at(
+            &mut out,
+            CHECKPOINT_ACTIVE_BASE_OFFSET,
+            &self.active_base.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            CHECKPOINT_POSITION_OFFSET,
+            &self.recovery_position.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            CHECKPOINT_NEXT_SEQ_OFFSET,
+            &self.next_sequence.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            CHECKPOINT_MAX_TS_OFFSET,
+            &self.max_timestamp_ms.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            CHECKPOINT_INDEX_DIGEST_OFFSET,
+            &self.index_digest.to_le_bytes(),
+        );
         let crc = crc32fast::hash(out.get(..CHECKPOINT_CRC_OFFSET).unwrap_or_default());
         le::put_at(&mut out, CHECKPOINT_CRC_OFFSET, &crc.to_le_bytes());
         out

@@ -54,9 +54,21 @@ impl IndexEntry {
     /// Encodes the entry that sits at `ordinal` (0 for the first entry after the header).
     pub fn encode(&self, ordinal: u64) -> [u8; INDEX_ENTRY_LEN] {
         let mut out = [0u8; INDEX_ENTRY_LEN];
-        le::put_at(&mut out, ENTRY_SEQUENCE_OFFSET, &self.sequence.to_le_bytes());
-        le::put_at(&mut out, ENTRY_POSITION_OFFSET, &self.position.to_le_bytes());
-        le::put_at(&mut out, ENTRY_MAX_TS_OFFSET, &self.max_timestamp_before_ms.to_le_bytes());
+        le::put_at(
+            &mut out,
+            ENTRY_SEQUENCE_OFFSET,
+            &self.sequence.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            ENTRY_POSITION_OFFSET,
+            &self.position.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            ENTRY_MAX_TS_OFFSET,
+            &self.max_timestamp_before_ms.to_le_bytes(),
+        );
         let crc = entry_crc(&out, ordinal);
         le::put_at(&mut out, ENTRY_CRC_OFFSET, &crc.to_le_bytes());
         out
@@ -101,7 +113,9 @@ pub fn encode_index_header(base_sequence: u64) -> [u8; INDEX_HEADER_LEN] {
 
 /// Checks an index header and returns the base sequence number it names.
 pub fn decode_index_header(bytes: &[u8]) -> Result<u64, SegmentMetaError> {
-    let header = bytes.get(..INDEX_HEADER_LEN).ok_or(SegmentMetaError::Truncated)?;
+    let header = bytes
+        .get(..INDEX_HEADER_LEN)
+        .ok_or(SegmentMetaError::Truncated)?;
     check_magic_version(header, INDEX_MAGIC, 4, INDEX_VERSION)?;
     check_crc(header, INDEX_CRC_OFFSET)?;
     if le::u32_at(header, INDEX_CRC_OFFSET + 4) != Some(0) {
@@ -161,19 +175,25 @@ mod tests {
     use proptest::prelude::*;
 
     fn entries_strategy() -> impl Strategy<Value = Vec<IndexEntry>> {
-        proptest::collection::vec((1u64..1000, 1u64..100_000, 0i64..1000), 0..50).prop_map(|steps| {
-            let (mut seq, mut pos, mut ts) = (100u64, 32u64, i64::MIN);
-            steps
-                .into_iter()
-                .map(|(ds, dp, dt)| {
-                    let entry = IndexEntry { sequence: seq, position: pos, max_timestamp_before_ms: ts };
-                    seq += ds;
-                    pos += dp;
-                    ts = if ts == i64::MIN { dt } else { ts + dt };
-                    entry
-                })
-                .collect()
-        })
+        proptest::collection::vec((1u64..1000, 1u64..100_000, 0i64..1000), 0..50).prop_map(
+            |steps| {
+                let (mut seq, mut pos, mut ts) = (100u64, 32u64, i64::MIN);
+                steps
+                    .into_iter()
+                    .map(|(ds, dp, dt)| {
+                        let entry = IndexEntry {
+                            sequence: seq,
+                            position: pos,
+                            max_timestamp_before_ms: ts,
+                        };
+                        seq += ds;
+                        pos += dp;
+                        ts = if ts == i64::MIN { dt } else { ts + dt };
+                        entry
+                    })
+                    .collect()
+            },
+        )
     }
 
     proptest! {
@@ -198,12 +218,19 @@ mod tests {
     #[test]
     fn zeroed_entries_and_misplaced_entries_do_not_parse() {
         assert_eq!(IndexEntry::decode(&[0u8; INDEX_ENTRY_LEN], 0), None);
-        let entry = IndexEntry { sequence: 5, position: 40, max_timestamp_before_ms: 1 };
+        let entry = IndexEntry {
+            sequence: 5,
+            position: 40,
+            max_timestamp_before_ms: 1,
+        };
         assert_eq!(IndexEntry::decode(&entry.encode(3), 3), Some(entry));
         assert_eq!(IndexEntry::decode(&entry.encode(3), 4), None);
         let mut file = encode_index_header(0).to_vec();
         file.extend_from_slice(&[0u8; INDEX_ENTRY_LEN * 4]);
         assert_eq!(decode_index_entries(&file, 0), (Vec::new(), false));
-        assert_eq!(decode_index_entries(&encode_index_header(1), 0), (Vec::new(), false));
+        assert_eq!(
+            decode_index_entries(&encode_index_header(1), 0),
+            (Vec::new(), false)
+        );
     }
 }

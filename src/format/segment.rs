@@ -86,8 +86,16 @@ impl SegmentHeader {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
         le::put_at(&mut out, 0, &SEGMENT_MAGIC);
         le::put_at(&mut out, SEGMENT_VERSION_OFFSET, &[SEGMENT_VERSION]);
-        le::put_at(&mut out, SEGMENT_BASE_OFFSET, &self.base_sequence.to_le_bytes());
-        le::put_at(&mut out, SEGMENT_CREATED_OFFSET, &self.created_ms.to_le_bytes());
+        le::put_at(
+            &mut out,
+            SEGMENT_BASE_OFFSET,
+            &self.base_sequence.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            SEGMENT_CREATED_OFFSET,
+            &self.created_ms.to_le_bytes(),
+        );
         let crc = crc32fast::hash(out.get(..SEGMENT_CRC_OFFSET).unwrap_or_default());
         le::put_at(&mut out, SEGMENT_CRC_OFFSET, &crc.to_le_bytes());
         out
@@ -98,7 +106,12 @@ impl SegmentHeader {
         let header = bytes
             .get(..SEGMENT_HEADER_LEN)
             .ok_or(SegmentMetaError::Truncated)?;
-        check_magic_version(header, SEGMENT_MAGIC, SEGMENT_VERSION_OFFSET, SEGMENT_VERSION)?;
+        check_magic_version(
+            header,
+            SEGMENT_MAGIC,
+            SEGMENT_VERSION_OFFSET,
+            SEGMENT_VERSION,
+        )?;
         check_crc(header, SEGMENT_CRC_OFFSET)?;
         if le::u32_at(header, SEGMENT_CRC_OFFSET + 4) != Some(0) {
             return Err(SegmentMetaError::InvalidField("reserved"));
@@ -133,12 +146,36 @@ impl SegmentFooter {
         let mut out = [0u8; FOOTER_LEN];
         le::put_at(&mut out, 0, &FOOTER_MAGIC);
         le::put_at(&mut out, FOOTER_VERSION_OFFSET, &[SEGMENT_VERSION]);
-        le::put_at(&mut out, FOOTER_BASE_OFFSET, &self.base_sequence.to_le_bytes());
-        le::put_at(&mut out, FOOTER_NEXT_SEQ_OFFSET, &self.next_sequence.to_le_bytes());
-        le::put_at(&mut out, FOOTER_DATA_END_OFFSET, &self.data_end.to_le_bytes());
-        le::put_at(&mut out, FOOTER_MAX_TS_OFFSET, &self.max_timestamp_ms.to_le_bytes());
-        le::put_at(&mut out, FOOTER_INDEX_DIGEST_OFFSET, &self.index_digest.to_le_bytes());
-        le::put_at(&mut out, FOOTER_INDEX_LEN_OFFSET, &self.index_len.to_le_bytes());
+        le::put_at(
+            &mut out,
+            FOOTER_BASE_OFFSET,
+            &self.base_sequence.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            FOOTER_NEXT_SEQ_OFFSET,
+            &self.next_sequence.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            FOOTER_DATA_END_OFFSET,
+            &self.data_end.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            FOOTER_MAX_TS_OFFSET,
+            &self.max_timestamp_ms.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            FOOTER_INDEX_DIGEST_OFFSET,
+            &self.index_digest.to_le_bytes(),
+        );
+        le::put_at(
+            &mut out,
+            FOOTER_INDEX_LEN_OFFSET,
+            &self.index_len.to_le_bytes(),
+        );
         let crc = crc32fast::hash(out.get(..FOOTER_CRC_OFFSET).unwrap_or_default());
         le::put_at(&mut out, FOOTER_CRC_OFFSET, &crc.to_le_bytes());
         out

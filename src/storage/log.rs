@@ -120,11 +120,10 @@ impl Log {
         }
         let mut report = RecoveryReport::default();
         let recovered = recover(vfs.as_ref(), &dir, &options, checkpoint, &mut report)?;
-        let active = recovered
-            .segments
-            .active
-            .clone()
-            .ok_or_else(|| Error::InvalidArgument("recovery produced no active segment".into()))?;
+        let active =
+            recovered.segments.active.clone().ok_or_else(|| {
+                Error::InvalidArgument("recovery produced no active segment".into())
+            })?;
         let tip = tip_of(&recovered.cursor);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
@@ -351,10 +350,18 @@ impl Shared {
             self.roll(writer)?;
         }
         let position = writer.cursor.position;
-        if let Err(e) = writer.active.file.write_all_at(&writer.encode_buf, position) {
+        if let Err(e) = writer
+            .active
+            .file
+            .write_all_at(&writer.encode_buf, position)
+        {
             return Err(self.poison("write", Error::io(&writer.active.path, "write", e)));
         }
-        let max_ts = records.iter().map(|r| r.timestamp_ms).max().unwrap_or(i64::MIN);
+        let max_ts = records
+            .iter()
+            .map(|r| r.timestamp_ms)
+            .max()
+            .unwrap_or(i64::MIN);
         let count = records.len() as u32; // bounded by BATCH_RECORDS_MAX in encode_batch
         if let Some(entry) =
             writer
@@ -389,7 +396,11 @@ impl Shared {
         let full = position + incoming > self.options.segment_bytes_max;
         let old = self.options.segment_age_max.is_some_and(|age| {
             let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-            self.options.clock.now_ms().saturating_sub(writer.active.created_ms) >= age_ms
+            self.options
+                .clock
+                .now_ms()
+                .saturating_sub(writer.active.created_ms)
+                >= age_ms
         });
         full || old
     }
@@ -451,18 +462,20 @@ impl Shared {
             .into_iter()
             .filter(|e| e.position < tip.end)
             .collect();
-        let result = self.persist_index(&mut cp, &active, &entries).and_then(|()| {
-            let prefix = encode_index_file(active.base, &entries);
-            let checkpoint = Checkpoint {
-                clean,
-                active_base: active.base,
-                recovery_position: tip.end,
-                next_sequence: tip.next_sequence,
-                max_timestamp_ms: tip.max_timestamp_ms,
-                index_digest: index_digest(&prefix),
-            };
-            write_checkpoint(self.vfs.as_ref(), &self.dir, &checkpoint)
-        });
+        let result = self
+            .persist_index(&mut cp, &active, &entries)
+            .and_then(|()| {
+                let prefix = encode_index_file(active.base, &entries);
+                let checkpoint = Checkpoint {
+                    clean,
+                    active_base: active.base,
+                    recovery_position: tip.end,
+                    next_sequence: tip.next_sequence,
+                    max_timestamp_ms: tip.max_timestamp_ms,
+                    index_digest: index_digest(&prefix),
+                };
+                write_checkpoint(self.vfs.as_ref(), &self.dir, &checkpoint)
+            });
         cp.last_written = Instant::now();
         result.map_err(|e| self.poison("checkpoint", e))
     }
@@ -474,14 +487,18 @@ impl Shared {
         entries: &[crate::format::index::IndexEntry],
     ) -> Result<()> {
         let path = &active.index_path;
-        let stale = cp.index.as_ref().is_none_or(|(base, _, _)| *base != active.base);
+        let stale = cp
+            .index
+            .as_ref()
+            .is_none_or(|(base, _, _)| *base != active.base);
         if stale {
             let file = self
                 .vfs
                 .open(path, OpenMode::ReadWrite)
                 .map_err(|e| Error::io(path, "open", e))?;
             let held = file.len().map_err(|e| Error::io(path, "stat", e))?;
-            let held = (held.saturating_sub(INDEX_HEADER_LEN as u64) / INDEX_ENTRY_LEN as u64) as usize;
+            let held =
+                (held.saturating_sub(INDEX_HEADER_LEN as u64) / INDEX_ENTRY_LEN as u64) as usize;
             cp.index = Some((active.base, file, held.min(entries.len())));
         }
         let Some((_, file, persisted)) = cp.index.as_mut() else {
@@ -504,7 +521,8 @@ impl Shared {
 
     /// Seals the active segment (footer, index, fsync) and makes a new one active.
     fn roll(&self, writer: &mut Writer) -> Result<()> {
-        self.roll_inner(writer).map_err(|e| self.poison("roll", e))?;
+        self.roll_inner(writer)
+            .map_err(|e| self.poison("roll", e))?;
         self.write_checkpoint(false)?;
         self.apply_retention()?;
         Ok(())
@@ -533,7 +551,14 @@ impl Shared {
         let base = cursor.next_sequence;
         let file = create_segment(self.vfs.as_ref(), &self.dir, base, now)?;
         let fresh = ScanCursor::at_start(base);
-        let active = Arc::new(ActiveSegment::new(&self.dir, base, file, now, tip_of(&fresh), Vec::new()));
+        let active = Arc::new(ActiveSegment::new(
+            &self.dir,
+            base,
+            file,
+            now,
+            tip_of(&fresh),
+            Vec::new(),
+        ));
         let sealed = Arc::new(SealedSegment::new(
             &self.dir,
             footer,
@@ -543,7 +568,10 @@ impl Shared {
         let mut segments = (*self.snapshot()).clone();
         segments.sealed.push(sealed);
         segments.active = Some(active.clone());
-        *self.segments.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(segments);
+        *self
+            .segments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(segments);
         writer.active = active.clone();
         writer.cursor = fresh;
         let mut sync = lock(&self.sync);
@@ -585,7 +613,10 @@ impl Shared {
         report.first_sequence = remaining.first_sequence();
         // Readers switch to the shorter list first; one that still holds a mapping of a
         // deleted segment keeps valid bytes, since unlinking never shrinks a mapped file.
-        *self.segments.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(remaining);
+        *self
+            .segments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(remaining);
         for segment in &deleted {
             for path in segment_paths(&self.dir, segment.base) {
                 match self.vfs.remove_file(&path) {

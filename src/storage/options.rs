@@ -134,7 +134,10 @@ impl LogOptions {
             ));
         }
         if !self.compression.is_valid() {
-            return Err(format!("compression {:?}: zstd level must be 1..=19", self.compression));
+            return Err(format!(
+                "compression {:?}: zstd level must be 1..=19",
+                self.compression
+            ));
         }
         if self.index_interval_bytes == 0 {
             return Err("index_interval_bytes must be positive".into());

@@ -3,9 +3,7 @@
 //! positioned reads, never past its published tip, so a reader never sees a torn or
 //! unpublished batch.
 
-use super::segment::{
-    load_batch, seek_sequence, seek_time, LoadError, Segments, Source,
-};
+use super::segment::{load_batch, seek_sequence, seek_time, LoadError, Segments, Source};
 use super::vfs::Vfs;
 use crate::error::Result;
 use crate::format::batch::{BatchView, RecordRef};
@@ -91,8 +89,15 @@ fn walk_batches(
     let mut buf = Vec::new();
     let mut scratch = DecodeScratch::default();
     while position < end {
-        let view = load_batch(source, position, end, Some(expected), &mut buf, &mut scratch)
-            .map_err(|e: LoadError| e.into_error(path, position))?;
+        let view = load_batch(
+            source,
+            position,
+            end,
+            Some(expected),
+            &mut buf,
+            &mut scratch,
+        )
+        .map_err(|e: LoadError| e.into_error(path, position))?;
         if !each(&view) {
             return Ok(false);
         }
@@ -227,7 +232,9 @@ pub(crate) fn sequence_at_timestamp(
     if let Some(active) = &segments.active {
         let tip = active.tip();
         if tip.max_timestamp_ms >= timestamp_ms {
-            let start = active.seek_time(timestamp_ms).filter(|e| e.position < tip.end);
+            let start = active
+                .seek_time(timestamp_ms)
+                .filter(|e| e.position < tip.end);
             walk_batches(
                 Source::File(active.file.as_ref()),
                 &active.path,

@@ -58,7 +58,10 @@ fn owner_only(options: &mut OpenOptions) -> &mut OpenOptions {
 impl Vfs for RealFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
     }
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
@@ -76,7 +79,9 @@ impl Vfs for RealFs {
         match mode {
             OpenMode::Read => options.read(true),
             OpenMode::ReadWrite => options.read(true).write(true),
-            OpenMode::Create => owner_only(options.read(true).write(true).create(true).truncate(true)),
+            OpenMode::Create => {
+                owner_only(options.read(true).write(true).create(true).truncate(true))
+            }
         };
         Ok(Arc::new(RealFile(options.open(path)?)))
     }
@@ -104,11 +109,22 @@ impl Vfs for RealFs {
     }
 
     fn try_lock_dir(&self, path: &Path) -> io::Result<Option<Box<dyn DirLock>>> {
-        let file = owner_only(OpenOptions::new().read(true).write(true).create(true).truncate(false))
-            .open(path.join("LOCK"))?;
+        let file = owner_only(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .open(path.join("LOCK"))?;
         match file.try_lock_exclusive() {
             Ok(()) => Ok(Some(Box::new(RealLock(file)))),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Ok(None),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == fs2::lock_contended_error().raw_os_error() =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }

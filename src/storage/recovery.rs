@@ -127,12 +127,24 @@ pub(crate) fn read_footer(
 }
 
 /// Opens an existing sealed segment, requiring a valid footer.
-fn open_sealed(vfs: &dyn Vfs, dir: &Path, base: u64, options: &LogOptions) -> Result<SealedSegment> {
+fn open_sealed(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    base: u64,
+    options: &LogOptions,
+) -> Result<SealedSegment> {
     let path = dir.join(segment_file_name(base));
-    let file = vfs.open(&path, OpenMode::Read).map_err(io_err(&path, "open"))?;
+    let file = vfs
+        .open(&path, OpenMode::Read)
+        .map_err(io_err(&path, "open"))?;
     let len = file.len().map_err(io_err(&path, "stat"))?;
     match read_footer(file.as_ref(), &path, base)? {
-        Some(footer) => Ok(SealedSegment::new(dir, footer, true, options.index_interval_bytes)),
+        Some(footer) => Ok(SealedSegment::new(
+            dir,
+            footer,
+            true,
+            options.index_interval_bytes,
+        )),
         None => Err(Error::corrupt(
             &path,
             len.saturating_sub(FOOTER_LEN as u64),
@@ -149,7 +161,9 @@ pub(crate) fn create_segment(
     created_ms: i64,
 ) -> Result<Arc<dyn VfsFile>> {
     let path = dir.join(segment_file_name(base));
-    let file = vfs.open(&path, OpenMode::Create).map_err(io_err(&path, "create"))?;
+    let file = vfs
+        .open(&path, OpenMode::Create)
+        .map_err(io_err(&path, "create"))?;
     let header = SegmentHeader {
         base_sequence: base,
         created_ms,
@@ -235,7 +249,14 @@ pub(crate) fn recover(
         let now = options.clock.now_ms();
         let file = create_segment(vfs, dir, footer.next_sequence, now)?;
         let cursor = ScanCursor::at_start(footer.next_sequence);
-        let active = ActiveSegment::new(dir, footer.next_sequence, file, now, tip_of(&cursor), Vec::new());
+        let active = ActiveSegment::new(
+            dir,
+            footer.next_sequence,
+            file,
+            now,
+            tip_of(&cursor),
+            Vec::new(),
+        );
         return Ok(Recovered {
             segments: Segments {
                 sealed,
@@ -322,9 +343,12 @@ fn recover_active(
     let header = match SegmentHeader::decode(&header_bytes) {
         Ok(h) if h.base_sequence == base => h,
         Ok(_) => {
-            return Err(Error::corrupt(&path, 0, CorruptReason::Footer("header base differs from the file name")))
+            return Err(Error::corrupt(
+                &path,
+                0,
+                CorruptReason::Footer("header base differs from the file name"),
+            ))
         }
-        Err(e @ SegmentMetaError::UnsupportedVersion { .. }) => return Err(meta_err(&path, 0, e)),
         // A segment is created and its header synced before any batch is written to it, so a
         // bad header with nothing after it is a creation torn by a crash: start it afresh.
         Err(_) if len <= SEGMENT_HEADER_LEN as u64 || read < SEGMENT_HEADER_LEN => {
@@ -395,14 +419,7 @@ fn recover_active(
     // Rewrite the index so that its entries are exactly those of the surviving batches.
     let index_bytes = encode_index_file(base, &index);
     write_atomically(vfs, &index_path, &index_bytes).map_err(io_err(&index_path, "write index"))?;
-    let active = ActiveSegment::new(
-        dir,
-        base,
-        file,
-        header.created_ms,
-        tip_of(&cursor),
-        index,
-    );
+    let active = ActiveSegment::new(dir, base, file, header.created_ms, tip_of(&cursor), index);
     Ok((active, cursor))
 }
 
@@ -419,7 +436,10 @@ fn count_valid_batches(file: &dyn VfsFile, from: u64, end: u64) -> u64 {
     let mut count = 0;
     let mut at = 0;
     while let Some(rest) = tail.get(at..) {
-        let Some(found) = rest.windows(BATCH_MAGIC.len()).position(|w| w == BATCH_MAGIC) else {
+        let Some(found) = rest
+            .windows(BATCH_MAGIC.len())
+            .position(|w| w == BATCH_MAGIC)
+        else {
             break;
         };
         let start = at + found;
@@ -436,5 +456,8 @@ fn count_valid_batches(file: &dyn VfsFile, from: u64, end: u64) -> u64 {
 
 /// The paths of a segment's files.
 pub(crate) fn segment_paths(dir: &Path, base: u64) -> [PathBuf; 2] {
-    [dir.join(segment_file_name(base)), dir.join(index_file_name(base))]
+    [
+        dir.join(segment_file_name(base)),
+        dir.join(index_file_name(base)),
+    ]
 }

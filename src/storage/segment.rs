@@ -96,12 +96,7 @@ pub(crate) fn batch_bytes<'a>(
     buf: &'a mut Vec<u8>,
 ) -> Result<&'a [u8], LoadError> {
     let available = end.saturating_sub(position);
-    let truncated = |needed: u64| {
-        LoadError::Decode(DecodeError::Truncated {
-            needed,
-            available,
-        })
-    };
+    let truncated = |needed: u64| LoadError::Decode(DecodeError::Truncated { needed, available });
     match source {
         Source::Map(bytes) => {
             let start = usize::try_from(position).map_err(|_| truncated(1))?;
@@ -198,7 +193,11 @@ impl ScanCursor {
                 max_timestamp_before_ms: self.max_timestamp_ms,
             }),
         };
-        let since = if entry.is_some() { 0 } else { self.bytes_since_index.unwrap_or(0) };
+        let since = if entry.is_some() {
+            0
+        } else {
+            self.bytes_since_index.unwrap_or(0)
+        };
         self.bytes_since_index = Some(since + length);
         self.position += length;
         self.next_sequence += u64::from(record_count);
@@ -295,7 +294,9 @@ impl SealedSegment {
         if let Some(map) = slot.as_ref() {
             return Ok(map.clone());
         }
-        let map = vfs.map(&self.path).map_err(|e| Error::io(&self.path, "map", e))?;
+        let map = vfs
+            .map(&self.path)
+            .map_err(|e| Error::io(&self.path, "map", e))?;
         if map.len() as u64 != self.file_len() {
             return Err(Error::corrupt(
                 &self.path,
@@ -418,7 +419,9 @@ impl ActiveSegment {
     /// Adds an index entry for a batch written at the end.
     pub(crate) fn push_index(&self, entry: IndexEntry) {
         let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-        debug_assert!(index.last().is_none_or(|last| last.position < entry.position));
+        debug_assert!(index
+            .last()
+            .is_none_or(|last| last.position < entry.position));
         index.push(entry);
     }
 

@@ -109,7 +109,10 @@ fn eio(what: &str) -> io::Error {
 }
 
 fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
 }
 
 fn op_name(op: FaultOp) -> &'static str {
@@ -128,12 +131,18 @@ impl State {
         let count = self.calls.entry(op_name(op)).or_insert(0);
         *count += 1;
         let n = *count;
-        let at = self.faults.iter().position(|(o, nth, _)| *o == op && *nth == n)?;
+        let at = self
+            .faults
+            .iter()
+            .position(|(o, nth, _)| *o == op && *nth == n)?;
         let (_, _, kind) = self.faults.remove(at);
         if kind == io::ErrorKind::StorageFull {
             return Some(io::Error::from_raw_os_error(28));
         }
-        Some(io::Error::new(kind, format!("simulated {kind} on {} call {n}", op_name(op))))
+        Some(io::Error::new(
+            kind,
+            format!("simulated {kind} on {} call {n}", op_name(op)),
+        ))
     }
 
     fn live_bytes(&self) -> u64 {
@@ -299,11 +308,15 @@ impl SimDisk {
     }
 
     /// Simulates a power loss: rebuilds the disk from what was durable plus a seeded choice of
-    /// unsynced work, and makes every earlier handle fail.
+    /// unsynced work, and makes every earlier handle fail. Planned faults and the space limit
+    /// are cleared.
     pub fn crash(&self, mode: CrashMode, rng: &mut SimRng) {
         let mut state = self.lock();
         state.generation += 1;
         state.locks.clear();
+        // Planned faults belong to the process that died.
+        state.faults.clear();
+        state.space_limit = None;
         // Directory changes: a prefix of each directory's pending operations lands.
         let pending_dir = std::mem::take(&mut state.pending_dir_ops);
         let mut by_dir: BTreeMap<PathBuf, Vec<DirOp>> = BTreeMap::new();
@@ -381,7 +394,10 @@ impl SimFile {
 impl VfsFile for SimFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.with(|state| {
-            let inode = state.inodes.get(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            let inode = state
+                .inodes
+                .get(&self.inode)
+                .ok_or_else(|| eio("inode gone"))?;
             let start = (offset as usize).min(inode.live.len());
             let end = (start + buf.len()).min(inode.live.len());
             let src = inode.live.get(start..end).unwrap_or_default();
@@ -396,13 +412,19 @@ impl VfsFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         if !self.writable {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read-only handle"));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "read-only handle",
+            ));
         }
         self.with(|state| {
             if let Some(err) = state.fault(FaultOp::Write) {
                 return Err(err);
             }
-            let current = state.inodes.get(&self.inode).map_or(0, |i| i.live.len() as u64);
+            let current = state
+                .inodes
+                .get(&self.inode)
+                .map_or(0, |i| i.live.len() as u64);
             let growth = (offset + buf.len() as u64).saturating_sub(current);
             let mut data = buf;
             let mut full = false;
@@ -414,7 +436,10 @@ impl VfsFile for SimFile {
                     full = true;
                 }
             }
-            let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            let inode = state
+                .inodes
+                .get_mut(&self.inode)
+                .ok_or_else(|| eio("inode gone"))?;
             write_into(&mut inode.live, offset, data);
             inode.pending.push(Pending::Write {
                 offset,
@@ -435,7 +460,10 @@ impl VfsFile for SimFile {
                 // writes stay unsynced, and nothing says whether they will ever land.
                 return Err(err);
             }
-            let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            let inode = state
+                .inodes
+                .get_mut(&self.inode)
+                .ok_or_else(|| eio("inode gone"))?;
             for op in std::mem::take(&mut inode.pending) {
                 apply(&mut inode.durable, &op);
             }
@@ -446,14 +474,20 @@ impl VfsFile for SimFile {
 
     fn len(&self) -> io::Result<u64> {
         self.with(|state| {
-            let inode = state.inodes.get(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            let inode = state
+                .inodes
+                .get(&self.inode)
+                .ok_or_else(|| eio("inode gone"))?;
             Ok(inode.live.len() as u64)
         })
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.with(|state| {
-            let inode = state.inodes.get_mut(&self.inode).ok_or_else(|| eio("inode gone"))?;
+            let inode = state
+                .inodes
+                .get_mut(&self.inode)
+                .ok_or_else(|| eio("inode gone"))?;
             inode.live.resize(len as usize, 0);
             inode.pending.push(Pending::SetLen(len));
             Ok(())
@@ -532,7 +566,10 @@ impl Vfs for SimDisk {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.lock();
-        state.live_names.remove(path).ok_or_else(|| not_found(path))?;
+        state
+            .live_names
+            .remove(path)
+            .ok_or_else(|| not_found(path))?;
         let dir = State::dir_of(path);
         state
             .pending_dir_ops
@@ -545,12 +582,19 @@ impl Vfs for SimDisk {
         if let Some(err) = state.fault(FaultOp::Rename) {
             return Err(err);
         }
-        let id = state.live_names.remove(from).ok_or_else(|| not_found(from))?;
+        let id = state
+            .live_names
+            .remove(from)
+            .ok_or_else(|| not_found(from))?;
         state.live_names.insert(to.to_path_buf(), id);
         let dir = State::dir_of(to);
         // One atomic directory operation: both changes land together or not at all.
-        state.pending_dir_ops.push((dir.clone(), DirOp::Link(to.to_path_buf(), id)));
-        state.pending_dir_ops.push((dir, DirOp::Unlink(from.to_path_buf())));
+        state
+            .pending_dir_ops
+            .push((dir.clone(), DirOp::Link(to.to_path_buf(), id)));
+        state
+            .pending_dir_ops
+            .push((dir, DirOp::Unlink(from.to_path_buf())));
         Ok(())
     }
 
@@ -580,7 +624,11 @@ impl Vfs for SimDisk {
     fn map(&self, path: &Path) -> io::Result<Mapped> {
         let mut state = self.lock();
         let id = *state.live_names.get(path).ok_or_else(|| not_found(path))?;
-        let bytes = state.inodes.get(&id).map(|i| i.live.clone()).unwrap_or_default();
+        let bytes = state
+            .inodes
+            .get(&id)
+            .map(|i| i.live.clone())
+            .unwrap_or_default();
         let name = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -49,9 +49,15 @@ pub fn payload(n: u64) -> Vec<u8> {
 }
 
 /// Appends `count` records as one batch whose first record is number `first`.
-pub fn append_numbered(log: &Log, first: u64, count: u64) -> shardlog::Result<shardlog::storage::Appended> {
+pub fn append_numbered(
+    log: &Log,
+    first: u64,
+    count: u64,
+) -> shardlog::Result<shardlog::storage::Appended> {
     let payloads: Vec<Vec<u8>> = (first..first + count).map(payload).collect();
-    let keys: Vec<String> = (first..first + count).map(|n| format!("key-{}", n % 5)).collect();
+    let keys: Vec<String> = (first..first + count)
+        .map(|n| format!("key-{}", n % 5))
+        .collect();
     let records: Vec<RecordIn<'_>> = payloads
         .iter()
         .zip(&keys)
@@ -59,7 +65,11 @@ pub fn append_numbered(log: &Log, first: u64, count: u64) -> shardlog::Result<sh
         .map(|(i, (data, key))| RecordIn {
             timestamp_ms: 1_000_000 + (first + i as u64) as i64,
             partition_key: key.as_bytes(),
-            explicit_hash_key: if (first + i as u64) % 3 == 0 { Some(u128::from(first) << 64) } else { None },
+            explicit_hash_key: if (first + i as u64) % 3 == 0 {
+                Some(u128::from(first) << 64)
+            } else {
+                None
+            },
             data,
         })
         .collect();
@@ -85,7 +95,11 @@ pub fn assert_numbered(records: &[Record], n: u64) {
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.sequence, i as u64, "sequence of record {i}");
         assert_eq!(r.data, payload(i as u64), "data of record {i}");
-        assert_eq!(r.timestamp_ms, 1_000_000 + i as i64, "timestamp of record {i}");
+        assert_eq!(
+            r.timestamp_ms,
+            1_000_000 + i as i64,
+            "timestamp of record {i}"
+        );
     }
 }
 
