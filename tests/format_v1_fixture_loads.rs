@@ -15,7 +15,9 @@ use shardlog::format::codec::Compression;
 use shardlog::storage::{Clock, Durability, Log, LogOptions, ReadLimits};
 
 fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v1")
+        .join(name)
 }
 
 fn options(compression: Compression) -> LogOptions {
@@ -30,14 +32,20 @@ fn options(compression: Compression) -> LogOptions {
 }
 
 fn record_data(i: u64) -> Vec<u8> {
-    format!("{{\"event\":{i},\"kind\":\"click\",\"pad\":\"{}\"}}", "z".repeat((i % 13) as usize)).into_bytes()
+    format!(
+        "{{\"event\":{i},\"kind\":\"click\",\"pad\":\"{}\"}}",
+        "z".repeat((i % 13) as usize)
+    )
+    .into_bytes()
 }
 
 fn write_log(dir: &Path, compression: Compression) {
     let log = Log::open(dir, options(compression)).expect("open");
     for batch in 0..40u64 {
         let datas: Vec<Vec<u8>> = (0..5).map(|i| record_data(batch * 5 + i)).collect();
-        let keys: Vec<String> = (0..5).map(|i| format!("user-{}", (batch + i) % 7)).collect();
+        let keys: Vec<String> = (0..5)
+            .map(|i| format!("user-{}", (batch + i) % 7))
+            .collect();
         let records: Vec<RecordIn<'_>> = (0..5)
             .map(|i| RecordIn {
                 timestamp_ms: 1_767_225_600_000 + (batch * 5 + i as u64) as i64 * 10,
@@ -56,7 +64,12 @@ fn log_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .expect("fixture dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.file_name().is_some_and(|n| n != "LOCK"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     files.sort();
     files
@@ -73,8 +86,15 @@ fn copy_to_temp(src: &Path) -> tempfile::TempDir {
 #[test]
 #[ignore = "writes the fixtures; run only with a format version bump"]
 fn write_fixtures() {
-    assert_eq!(std::env::var("SHARDLOG_WRITE_FIXTURES").as_deref(), Ok("1"), "set SHARDLOG_WRITE_FIXTURES=1");
-    for (name, compression) in [("raw", Compression::None), ("zstd", Compression::Zstd { level: 3 })] {
+    assert_eq!(
+        std::env::var("SHARDLOG_WRITE_FIXTURES").as_deref(),
+        Ok("1"),
+        "set SHARDLOG_WRITE_FIXTURES=1"
+    );
+    for (name, compression) in [
+        ("raw", Compression::None),
+        ("zstd", Compression::Zstd { level: 3 }),
+    ] {
         let dir = fixture_dir(name);
         let _ = std::fs::remove_dir_all(&dir);
         write_log(&dir, compression);
@@ -87,19 +107,35 @@ fn version_1_logs_open_cleanly_and_read_exactly() {
     for name in ["raw", "zstd"] {
         let dir = copy_to_temp(&fixture_dir(name));
         let log = Log::open(dir.path(), options(Compression::None)).expect("open v1 fixture");
-        assert!(log.recovery_report().clean_shutdown, "{name}: written by a clean close");
-        assert!(log.segment_count() >= 2, "{name}: sealed and active segments");
+        assert!(
+            log.recovery_report().clean_shutdown,
+            "{name}: written by a clean close"
+        );
+        assert!(
+            log.segment_count() >= 2,
+            "{name}: sealed and active segments"
+        );
         let records = log.read(0, ReadLimits::records(1000)).expect("read");
         assert_eq!(records.len(), 200, "{name}");
         for (n, r) in records.iter().enumerate() {
             let n = n as u64;
             assert_eq!(r.sequence, n);
             assert_eq!(r.data, record_data(n), "{name} record {n}");
-            assert_eq!(r.partition_key, format!("user-{}", (n / 5 + n % 5) % 7).as_bytes());
-            assert_eq!(r.explicit_hash_key, (n % 5 == 2).then_some(u128::MAX - u128::from(n / 5)));
+            assert_eq!(
+                r.partition_key,
+                format!("user-{}", (n / 5 + n % 5) % 7).as_bytes()
+            );
+            assert_eq!(
+                r.explicit_hash_key,
+                (n % 5 == 2).then_some(u128::MAX - u128::from(n / 5))
+            );
             assert_eq!(r.timestamp_ms, 1_767_225_600_000 + n as i64 * 10);
         }
-        assert_eq!(log.sequence_at_timestamp(1_767_225_600_000 + 1234).expect("seek"), 124);
+        assert_eq!(
+            log.sequence_at_timestamp(1_767_225_600_000 + 1234)
+                .expect("seek"),
+            124
+        );
     }
 }
 
@@ -112,6 +148,9 @@ fn this_build_writes_version_1_byte_for_byte() {
     assert_eq!(written.len(), fixture.len(), "same files");
     for ((name, bytes), (fixture_name, fixture_bytes)) in written.iter().zip(&fixture) {
         assert_eq!(name, fixture_name);
-        assert!(bytes == fixture_bytes, "{name} differs from the v1 fixture: a format change needs a version bump");
+        assert!(
+            bytes == fixture_bytes,
+            "{name} differs from the v1 fixture: a format change needs a version bump"
+        );
     }
 }

@@ -146,3 +146,25 @@ fn a_second_writer_is_locked_out_and_a_reader_is_not() {
     drop(log);
     Log::open(dir.path(), Default::default()).expect("the lock is released on close");
 }
+
+#[test]
+fn a_panic_is_not_a_clean_shutdown() {
+    // redb PR #885: a log dropped while its thread unwinds must not write the clean mark.
+    let disk = SimDisk::new();
+    let options = sim_options(&disk, Durability::None);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let log = Log::open(DIR, options.clone()).expect("open");
+        append_numbered(&log, 0, 5).expect("append");
+        panic!("application bug while the log is open");
+    }));
+    assert!(result.is_err());
+    assert!(!checkpoint(&disk).clean);
+    let log = Log::open(DIR, options).expect("reopen");
+    assert!(!log.recovery_report().clean_shutdown);
+    assert_eq!(
+        log.recovery_report().segments_scanned,
+        1,
+        "recovery validated the tail"
+    );
+    assert_numbered(&read_all(&log), 5);
+}

@@ -20,7 +20,11 @@ fn torn_segment_header_is_not_mistaken_for_a_newer_version() {
     log.roll().expect("roll");
     drop(log);
     let active = Path::new(DIR).join(segment_file_name(4));
-    let header = SegmentHeader { base_sequence: 4, created_ms: 7 }.encode();
+    let header = SegmentHeader {
+        base_sequence: 4,
+        created_ms: 7,
+    }
+    .encode();
     for torn in [5usize, 12, SEGMENT_HEADER_LEN - 1] {
         let mut bytes = header[..torn].to_vec();
         bytes.resize(SEGMENT_HEADER_LEN, 0);
@@ -28,7 +32,10 @@ fn torn_segment_header_is_not_mistaken_for_a_newer_version() {
         let log = Log::open(DIR, sim_options(&disk, Durability::Always))
             .unwrap_or_else(|e| panic!("torn header of {torn} bytes: {e}"));
         assert_numbered(&read_all(&log), 4);
-        assert_eq!(append_numbered(&log, 4, 1).expect("append").first_sequence, 4);
+        assert_eq!(
+            append_numbered(&log, 4, 1).expect("append").first_sequence,
+            4
+        );
         drop(log);
     }
 }

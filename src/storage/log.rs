@@ -271,6 +271,11 @@ impl Log {
         if self.shared.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
+        if std::thread::panicking() {
+            // Dropped while unwinding: whatever the panic interrupted is unknown, so the next
+            // open must recover rather than trust a clean mark.
+            return Ok(());
+        }
         let _writer = self.shared.lock_writer()?;
         let target = _writer.lsn;
         drop(_writer);
@@ -297,6 +302,15 @@ impl Shared {
     }
 
     fn check_poison(&self) -> Result<()> {
+        // A panic while a lock was held (here or in a caller's visitor) leaves state that no
+        // one checked: treat it like an I/O failure (redb PR #885: a panic is not clean).
+        if self.writer.is_poisoned() || self.checkpointer.is_poisoned() || self.sync.is_poisoned() {
+            return Err(Error::Poisoned {
+                path: self.dir.clone(),
+                op: "panic",
+                kind: std::io::ErrorKind::Other,
+            });
+        }
         match *lock(&self.poison) {
             Some((op, kind)) => Err(Error::Poisoned {
                 path: self.dir.clone(),

@@ -89,6 +89,7 @@ struct State {
     faults: Vec<(FaultOp, u64, io::ErrorKind)>,
     calls: BTreeMap<&'static str, u64>,
     space_limit: Option<u64>,
+    sync_delay: std::time::Duration,
     stats: SimStats,
 }
 
@@ -232,6 +233,11 @@ impl SimDisk {
     /// the part that fits. `None` removes the cap.
     pub fn set_space_limit(&self, limit: Option<u64>) {
         self.lock().space_limit = limit;
+    }
+
+    /// Makes every `sync_data` take `delay` (outside the disk's lock), as a device would.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.lock().sync_delay = delay;
     }
 
     /// I/O counters since the disk was created or [`SimDisk::reset_stats`] was called.
@@ -453,6 +459,11 @@ impl VfsFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        // Like a real device, a sync takes time during which other threads may run and write.
+        let delay = self.disk.lock().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         self.with(|state| {
             state.stats.syncs += 1;
             if let Some(err) = state.fault(FaultOp::Sync) {
