@@ -103,6 +103,9 @@ pub enum CorruptReason {
     /// A sealed segment's footer disagrees with its file.
     #[error("footer disagrees with the segment: {0}")]
     Footer(&'static str),
+    /// An index file disagrees with the segment it indexes (derived data: rebuildable).
+    #[error("index disagrees with its segment: {0}")]
+    Index(&'static str),
     /// A segment other than the last one has no valid footer.
     #[error("segment is not the last one yet has no valid footer")]
     MissingFooter,

@@ -32,5 +32,6 @@
 pub mod error;
 pub mod format;
 pub mod storage;
+pub mod testing;
 
 pub use error::{Error, Result};

@@ -83,3 +83,52 @@ fn bit_flips_in_the_unsynced_tail_are_truncated_and_reported() {
         assert_numbered(&read_all(&log), 8);
     }
 }
+
+#[test]
+fn verify_finds_every_damaged_batch_and_index() {
+    let disk = SimDisk::new();
+    let dir = Path::new(DIR);
+    let log = Log::open(dir, sim_options(&disk, Durability::None)).expect("open");
+    let mut n = 0;
+    while log.segment_count() < 4 {
+        append_numbered(&log, n, 4).expect("append");
+        n += 4;
+    }
+    let clean = log.verify();
+    assert!(clean.is_ok(), "{:?}", clean.problems);
+    assert_eq!(clean.records, n);
+    assert_eq!(clean.segments, 4);
+    drop(log);
+    let segments = segment_files(&disk, dir);
+    // Damage a batch in two sealed segments and one index.
+    disk.flip_bit(&segments[0], 100, 0x04);
+    disk.flip_bit(&segments[2], 200, 0x04);
+    let index = segments[1].with_extension("idx");
+    disk.flip_bit(&index, 30, 0x01);
+    let log = Log::open(dir, sim_options(&disk, Durability::None)).expect("open");
+    let report = log.verify();
+    let found: Vec<String> = report
+        .problems
+        .iter()
+        .map(|e| match e {
+            Error::Corrupt { path, .. } => path.file_name().unwrap().to_string_lossy().into_owned(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            segments[0]
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            index.file_name().unwrap().to_string_lossy().into_owned(),
+            segments[2]
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        ]
+    );
+}

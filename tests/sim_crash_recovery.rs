@@ -3,7 +3,7 @@
 //! the recovered log is a prefix of what was written, and contains everything that was synced
 //! (in `Always` mode: everything acknowledged).
 //!
-//! `SHARDLOG_SIM_SEEDS=N` runs N seeds (default 2000); `SHARDLOG_SIM_SEED=S` replays one.
+//! `SHARDLOG_SIM_SEEDS=N` runs N seeds (default 10,000); `SHARDLOG_SIM_SEED=S` replays one.
 
 mod common;
 
@@ -147,7 +147,7 @@ fn recovered_log_is_a_synced_prefix_under_every_fault() {
     let seeds: u64 = std::env::var("SHARDLOG_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(10_000);
     let mut matrix: BTreeMap<(Fault, &'static str), u64> = BTreeMap::new();
     for seed in 0..seeds {
         let outcome = std::panic::catch_unwind(|| run_seed(seed));

@@ -46,6 +46,9 @@ pub const BATCH_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// The largest uncompressed record section; bounds decompression so a batch that claims to
 /// inflate past it is corrupt rather than an out-of-memory.
 pub const RECORDS_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Record sections shorter than this are stored raw even when the log compresses: zstd's
+/// per-call cost outweighs what it saves on a few hundred bytes.
+pub const COMPRESSION_MIN_BYTES: usize = 256;
 /// The most records one batch may hold.
 pub const BATCH_RECORDS_MAX: usize = 1 << 20;
 
@@ -276,9 +279,20 @@ pub fn encode_batch(
     }
     let codec = match compression {
         Compression::None => CodecId::None,
+        Compression::Zstd { .. } if records_len < COMPRESSION_MIN_BYTES => {
+            out.extend_from_slice(scratch.records());
+            CodecId::None
+        }
         Compression::Zstd { level } => {
             scratch.compress_records_into(out, level)?;
-            CodecId::Zstd
+            if out.len() - BATCH_HEADER_LEN >= records_len {
+                // Incompressible: the raw section is smaller and cheaper to read.
+                out.truncate(BATCH_HEADER_LEN);
+                out.extend_from_slice(scratch.records());
+                CodecId::None
+            } else {
+                CodecId::Zstd
+            }
         }
     };
     if out.len() > BATCH_BYTES_MAX {
@@ -780,6 +794,38 @@ mod tests {
     #[test]
     fn compression_shrinks_repetitive_data() {
         assert!(sample(Compression::Zstd { level: 1 }).len() * 5 < sample(Compression::None).len());
+    }
+
+    #[test]
+    fn small_or_incompressible_sections_are_stored_raw() {
+        let encode = |data: &[u8]| {
+            let input = [RecordIn {
+                timestamp_ms: 0,
+                partition_key: b"k",
+                explicit_hash_key: None,
+                data,
+            }];
+            let mut out = Vec::new();
+            encode_batch(
+                &mut out,
+                &mut EncodeScratch::default(),
+                0,
+                &input,
+                Compression::Zstd { level: 3 },
+                false,
+            )
+            .expect("encodes");
+            peek_header(&out).expect("header").codec
+        };
+        assert_eq!(
+            encode(&[b'a'; 100]),
+            CodecId::None,
+            "under COMPRESSION_MIN_BYTES"
+        );
+        assert_eq!(encode(&[b'a'; 1000]), CodecId::Zstd);
+        let mut rng = crate::storage::SimRng::new(7);
+        let noise: Vec<u8> = (0..1000).map(|_| rng.next_u64() as u8).collect();
+        assert_eq!(encode(&noise), CodecId::None, "incompressible");
     }
 
     #[test]

@@ -73,6 +73,10 @@ impl std::fmt::Debug for EncodeScratch {
 }
 
 impl EncodeScratch {
+    pub(super) fn records(&self) -> &[u8] {
+        &self.records
+    }
+
     pub(super) fn records_buffer(&mut self) -> &mut Vec<u8> {
         self.records.clear();
         &mut self.records

@@ -2,8 +2,9 @@
 //!
 //! A varint stores 7 bits per byte, least significant group first; the high bit of a byte says
 //! another byte follows. A `u64` takes at most [`VARINT_LEN_MAX`] bytes. Decoding rejects
-//! encodings longer than that and encodings whose tenth byte carries bits past bit 63, so every
-//! value has exactly one accepted encoding length bound and decoding never overflows.
+//! encodings longer than that, encodings whose tenth byte carries bits past bit 63, and
+//! encodings padded with zero groups, so every value has exactly one accepted encoding and
+//! decoding never overflows.
 
 /// The longest encoding of a `u64`: ceil(64 / 7) bytes.
 pub const VARINT_LEN_MAX: usize = 10;
@@ -15,6 +16,8 @@ pub enum VarintError {
     Truncated,
     /// The varint runs past ten bytes or past 64 bits.
     Overlong,
+    /// The varint has padding groups (a longer encoding than the value needs).
+    NonCanonical,
 }
 
 /// Appends `value` to `out` as an unsigned LEB128 varint.
@@ -43,6 +46,11 @@ pub fn get_u64(input: &[u8]) -> Result<(u64, usize), VarintError> {
         }
         value |= group << (7 * i);
         if byte & 0x80 == 0 {
+            // A zero final group after the first byte is padding: reject it, so that every
+            // value has exactly one accepted encoding and decode-then-encode is the identity.
+            if *byte == 0 && i > 0 {
+                return Err(VarintError::NonCanonical);
+            }
             return Ok((value, i + 1));
         }
     }
@@ -112,5 +120,7 @@ mod tests {
         let mut overflow = vec![0xff; 9];
         overflow.push(0x02);
         assert_eq!(get_u64(&overflow), Err(VarintError::Overlong));
+        assert_eq!(get_u64(&[0x80, 0x00]), Err(VarintError::NonCanonical));
+        assert_eq!(get_u64(&[0x81, 0x80, 0x00]), Err(VarintError::NonCanonical));
     }
 }

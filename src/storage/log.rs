@@ -213,6 +213,18 @@ impl Log {
         read::sequence_at_timestamp(&segments, self.shared.vfs.as_ref(), timestamp_ms)
     }
 
+    /// Reads and checks every batch of every segment, each sealed footer against its batches
+    /// and each sealed index against the index its segment implies. Collects every problem
+    /// instead of stopping at the first.
+    pub fn verify(&self) -> super::VerifyReport {
+        let segments = self.shared.snapshot();
+        super::verify::verify(
+            &segments,
+            self.shared.vfs.as_ref(),
+            self.shared.options.index_interval_bytes,
+        )
+    }
+
     /// The oldest retained sequence number.
     pub fn first_sequence(&self) -> u64 {
         self.shared.snapshot().first_sequence()

@@ -14,6 +14,7 @@ mod real_fs;
 mod recovery;
 mod segment;
 mod sim_disk;
+mod verify;
 mod vfs;
 
 pub use self::log::{Appended, Log, RetentionReport};
@@ -28,4 +29,5 @@ pub use real_fs::RealFs;
 pub use recovery::{RecoveryReport, CHECKPOINT_FILE};
 pub use segment::{index_file_name, parse_segment_name, segment_file_name};
 pub use sim_disk::{CrashMode, FaultOp, SimDisk, SimRng, SimStats};
+pub use verify::VerifyReport;
 pub use vfs::{read_full_at, DirLock, Mapped, OpenMode, Vfs, VfsFile};
