@@ -9,8 +9,8 @@ use crate::format::batch::{
     decode_batch, encode_batch, RecordIn, BATCH_BYTES_MAX, BATCH_HEADER_LEN, CRC_OFFSET,
     LENGTH_OFFSET, VERSION_OFFSET,
 };
-use crate::format::le;
 use crate::format::codec::{CodecId, Compression, DecodeScratch, EncodeScratch};
+use crate::format::le;
 use crate::storage::{
     Clock, Durability, Log, LogOptions, ReadLimits, Record, SimDisk, CHECKPOINT_FILE,
 };
@@ -23,7 +23,11 @@ pub fn decode_batch_round_trip(data: &[u8]) {
     check_decoded(data);
     if data.len() >= BATCH_HEADER_LEN && data.len() <= BATCH_BYTES_MAX {
         let mut fitted = data.to_vec();
-        le::put_at(&mut fitted, LENGTH_OFFSET, &(data.len() as u32).to_le_bytes());
+        le::put_at(
+            &mut fitted,
+            LENGTH_OFFSET,
+            &(data.len() as u32).to_le_bytes(),
+        );
         let crc = crc32fast::hash(fitted.get(VERSION_OFFSET..).unwrap_or_default());
         le::put_at(&mut fitted, CRC_OFFSET, &crc.to_le_bytes());
         check_decoded(&fitted);

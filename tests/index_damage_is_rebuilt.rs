@@ -59,6 +59,8 @@ fn missing_truncated_and_garbage_indexes_are_rebuilt() {
             Some(original[..original.len() / 2].to_vec()),
             Some(vec![0u8; original.len()]),
             Some((0..original.len()).map(|i| (i * 31) as u8).collect()),
+            // Far larger than any index of this segment can be: refused unread.
+            Some([original.clone(), vec![0xab; 1 << 20]].concat()),
         ];
         for damage in damages {
             match &damage {

@@ -12,13 +12,13 @@ use std::sync::Arc;
 use super::atomic::{write_atomically, TEMP_SUFFIX};
 use super::options::LogOptions;
 use super::segment::{
-    index_file_name, parse_segment_name, scan, segment_file_name, ActiveSegment, LoadError,
-    ScanCursor, ScanStop, SealedSegment, Segments, Source, Tip,
+    index_file_name, index_len_max, parse_segment_name, scan, segment_file_name, ActiveSegment,
+    LoadError, ScanCursor, ScanStop, SealedSegment, Segments, Source, Tip,
 };
 use super::vfs::{read_full_at, OpenMode, Vfs, VfsFile};
 use crate::error::{CorruptReason, Error, Result};
 use crate::format::batch::{decode_batch, BATCH_MAGIC};
-use crate::format::checkpoint::Checkpoint;
+use crate::format::checkpoint::{Checkpoint, CHECKPOINT_LEN};
 use crate::format::codec::DecodeScratch;
 use crate::format::index::{
     decode_index_entries, encode_index_file, encode_index_header, index_digest, IndexEntry,
@@ -78,7 +78,7 @@ fn meta_err(path: &Path, offset: u64, e: SegmentMetaError) -> Error {
 /// then validates the whole last segment), an error only for a newer format version.
 pub(crate) fn read_checkpoint(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Checkpoint>> {
     let path = dir.join(CHECKPOINT_FILE);
-    let Ok(bytes) = vfs.read_file(&path) else {
+    let Ok(bytes) = vfs.read_file(&path, CHECKPOINT_LEN as u64) else {
         return Ok(None);
     };
     match Checkpoint::decode(&bytes) {
@@ -316,8 +316,9 @@ fn trusted_index_prefix(
     index_path: &Path,
     base: u64,
     cp: &Checkpoint,
+    segment_len: u64,
 ) -> Option<Vec<IndexEntry>> {
-    let bytes = vfs.read_file(index_path).ok()?;
+    let bytes = vfs.read_file(index_path, index_len_max(segment_len)).ok()?;
     let (mut entries, _) = decode_index_entries(&bytes, base);
     entries.retain(|e| e.position < cp.recovery_position);
     let prefix_len = INDEX_HEADER_LEN + entries.len() * INDEX_ENTRY_LEN;
@@ -370,7 +371,7 @@ fn recover_active(
         if !in_range {
             return None;
         }
-        let entries = trusted_index_prefix(vfs, &index_path, base, &cp)?;
+        let entries = trusted_index_prefix(vfs, &index_path, base, &cp, len)?;
         let since = entries.last().map(|e| cp.recovery_position - e.position);
         if entries.is_empty() != (cp.recovery_position == SEGMENT_HEADER_LEN as u64) {
             return None;
@@ -423,9 +424,13 @@ fn recover_active(
     Ok((active, cursor))
 }
 
-/// Counts the valid batches anywhere in `[from, end)`, for the recovery report.
+/// How much of a truncated tail recovery searches for whole batches to report.
+pub const TAIL_SEARCH_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// Counts the valid batches in the first [`TAIL_SEARCH_BYTES_MAX`] bytes of `[from, end)`,
+/// for the recovery report.
 fn count_valid_batches(file: &dyn VfsFile, from: u64, end: u64) -> u64 {
-    let Ok(len) = usize::try_from(end - from) else {
+    let Ok(len) = usize::try_from((end - from).min(TAIL_SEARCH_BYTES_MAX)) else {
         return 0;
     };
     let mut tail = vec![0u8; len];

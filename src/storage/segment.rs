@@ -323,12 +323,15 @@ impl SealedSegment {
         if let Some(index) = slot.as_ref() {
             return Ok(index.clone());
         }
-        let stored = vfs.read_file(&self.index_path).ok().and_then(|bytes| {
-            let trusted = bytes.len() as u64 == self.footer.index_len
-                && index_digest(&bytes) == self.footer.index_digest;
-            let (entries, whole) = decode_index_entries(&bytes, self.base);
-            (trusted && whole).then_some(entries)
-        });
+        let stored = vfs
+            .read_file(&self.index_path, self.footer.index_len)
+            .ok()
+            .and_then(|bytes| {
+                let trusted = bytes.len() as u64 == self.footer.index_len
+                    && index_digest(&bytes) == self.footer.index_digest;
+                let (entries, whole) = decode_index_entries(&bytes, self.base);
+                (trusted && whole).then_some(entries)
+            });
         let entries = match stored {
             Some(entries) => entries,
             None => self.rebuild_index(vfs)?,
@@ -452,6 +455,14 @@ pub(crate) fn seek_sequence(index: &[IndexEntry], target: u64) -> Option<IndexEn
 pub(crate) fn seek_time(index: &[IndexEntry], timestamp_ms: i64) -> Option<IndexEntry> {
     let after = index.partition_point(|e| e.max_timestamp_before_ms < timestamp_ms);
     after.checked_sub(1).and_then(|i| index.get(i)).copied()
+}
+
+/// The largest index file a segment of `segment_len` bytes can have: one entry per batch at
+/// most, and a batch is at least a header long.
+pub(crate) fn index_len_max(segment_len: u64) -> u64 {
+    let entries = segment_len / crate::format::batch::BATCH_HEADER_LEN as u64 + 1;
+    crate::format::index::INDEX_HEADER_LEN as u64
+        + entries * crate::format::index::INDEX_ENTRY_LEN as u64
 }
 
 /// The segments of a log, oldest first. A reader works on one such snapshot at a time.

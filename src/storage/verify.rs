@@ -65,7 +65,10 @@ pub(crate) fn verify(segments: &Segments, vfs: &dyn Vfs, interval: u64) -> Verif
                 CorruptReason::Footer("footer disagrees with the batches"),
             ));
         }
-        match vfs.read_file(&segment.index_path) {
+        match vfs.read_file(
+            &segment.index_path,
+            super::segment::index_len_max(segment.file_len()),
+        ) {
             Err(_) => report.problems.push(index_problem(
                 segment.index_path.clone(),
                 "index file missing",

@@ -84,10 +84,21 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     /// Takes the exclusive lock of a directory, or `None` if another holder has it.
     fn try_lock_dir(&self, path: &Path) -> io::Result<Option<Box<dyn DirLock>>>;
 
-    /// Reads a whole file.
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
+    /// Reads a whole file of at most `len_max` bytes; a longer file is `InvalidData`, so a
+    /// damaged or foreign file can never make the reader allocate by its length.
+    fn read_file(&self, path: &Path, len_max: u64) -> io::Result<Vec<u8>> {
         let file = self.open(path, OpenMode::Read)?;
-        let len = usize::try_from(file.len()?)
+        let len = file.len()?;
+        if len > len_max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is {len} bytes, more than the {len_max} expected",
+                    path.display()
+                ),
+            ));
+        }
+        let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
         let mut buf = vec![0u8; len];
         let read = read_full_at(file.as_ref(), &mut buf, 0)?;
