@@ -202,8 +202,8 @@ impl Log {
         limits: ReadLimits,
         visit: impl FnMut(RecordRef<'_>) -> bool,
     ) -> Result<u64> {
-        let segments = self.shared.snapshot();
-        read::scan(&segments, self.shared.vfs.as_ref(), from, limits, visit)
+        let snapshot = || Ok(self.shared.snapshot());
+        read::scan_fresh(snapshot, self.shared.vfs.as_ref(), from, limits, visit)
     }
 
     /// The first sequence number whose record's timestamp is at or after `timestamp_ms`, or

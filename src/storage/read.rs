@@ -140,6 +140,40 @@ impl<F: FnMut(RecordRef<'_>) -> bool> Collector<F> {
     }
 }
 
+/// How many times a read starts over when retention deletes a segment under it.
+pub(crate) const RETRIES_ON_RETENTION_RACE: usize = 3;
+
+/// Like [`scan`], taking a fresh snapshot and starting over when retention deleted a segment
+/// between the snapshot and its mapping (only if nothing was visited yet, so no record is
+/// delivered twice).
+pub(crate) fn scan_fresh(
+    snapshot: impl Fn() -> Result<std::sync::Arc<Segments>>,
+    vfs: &dyn Vfs,
+    from: u64,
+    limits: ReadLimits,
+    mut visit: impl FnMut(RecordRef<'_>) -> bool,
+) -> Result<u64> {
+    let mut attempt = 0;
+    loop {
+        let segments = snapshot()?;
+        let mut seen = 0usize;
+        let result = scan(&segments, vfs, from, limits, |r| {
+            seen += 1;
+            visit(r)
+        });
+        match result {
+            Err(crate::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound
+                    && seen == 0
+                    && attempt < RETRIES_ON_RETENTION_RACE =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Reads records from `from` (clamped to the oldest retained) within `limits`.
 pub(crate) fn scan(
     segments: &Segments,

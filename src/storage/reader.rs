@@ -17,9 +17,6 @@ use crate::format::batch::RecordRef;
 use crate::format::index::INDEX_INTERVAL_BYTES;
 use crate::format::segment::{SegmentHeader, SegmentMetaError, SEGMENT_HEADER_LEN};
 
-/// How many times a read retries when the writer deletes a segment under it.
-const RETRIES_ON_RETENTION_RACE: usize = 3;
-
 #[derive(Debug)]
 struct Follow {
     segments: Arc<Segments>,
@@ -69,32 +66,9 @@ impl LogReader {
         &self,
         from: u64,
         limits: ReadLimits,
-        mut visit: impl FnMut(RecordRef<'_>) -> bool,
+        visit: impl FnMut(RecordRef<'_>) -> bool,
     ) -> Result<u64> {
-        let mut attempt = 0;
-        loop {
-            let segments = self.refresh()?;
-            let mut seen = 0usize;
-            let result = read::scan(&segments, self.vfs.as_ref(), from, limits, |r| {
-                seen += 1;
-                visit(r)
-            });
-            match result {
-                // Retention deleted a segment between our listing and its mapping: list again.
-                Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound
-                        && seen == 0
-                        && attempt < RETRIES_ON_RETENTION_RACE =>
-                {
-                    attempt += 1;
-                    lock(&self.state).segments = Arc::new(Segments {
-                        sealed: Vec::new(),
-                        active: None,
-                    });
-                }
-                other => return other,
-            }
-        }
+        read::scan_fresh(|| self.refresh(), self.vfs.as_ref(), from, limits, visit)
     }
 
     /// The first sequence number at or after `timestamp_ms`, or the next sequence number.
