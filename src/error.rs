@@ -71,9 +71,34 @@ pub enum Error {
     /// The records cannot form a batch (empty, too many, too large).
     #[error("invalid append: {0}")]
     InvalidBatch(#[from] EncodeError),
-    /// An argument is outside what the operation accepts.
-    #[error("invalid argument: {0}")]
+    /// An argument is outside what the operation accepts (Kinesis
+    /// `InvalidArgumentException`). Nothing was written.
+    #[error("InvalidArgumentException: {0}")]
     InvalidArgument(String),
+    /// A stream, shard or other named resource does not exist (Kinesis
+    /// `ResourceNotFoundException`).
+    #[error("ResourceNotFoundException: {0}")]
+    ResourceNotFound(String),
+    /// The resource exists but is in a state that forbids the call, or already exists (Kinesis
+    /// `ResourceInUseException`).
+    #[error("ResourceInUseException: {0}")]
+    ResourceInUse(String),
+    /// A request violates a model constraint, such as a list or string length (Kinesis
+    /// `ValidationException`). Nothing was written.
+    #[error("ValidationException: {0}")]
+    Validation(String),
+    /// A shard iterator is older than five minutes; get a new one (Kinesis
+    /// `ExpiredIteratorException`).
+    #[error("ExpiredIteratorException: {0}")]
+    ExpiredIterator(String),
+    /// A per-shard rate limit was exceeded; back off and retry (Kinesis
+    /// `ProvisionedThroughputExceededException`).
+    #[error("ProvisionedThroughputExceededException: {0}")]
+    ProvisionedThroughputExceeded(String),
+    /// A limit on resources or scaling operations would be exceeded (Kinesis
+    /// `LimitExceededException`).
+    #[error("LimitExceededException: {0}")]
+    LimitExceeded(String),
     /// The log was opened read-only.
     #[error("log {path} is open read-only; open it with Log::open to write")]
     ReadOnly {
@@ -132,6 +157,21 @@ impl Error {
             path: path.into(),
             offset,
             reason: reason.into(),
+        }
+    }
+
+    /// The Kinesis error name for this error (`__type` on the wire), or `InternalFailure` for
+    /// errors Kinesis has no name for.
+    pub fn kinesis_name(&self) -> &'static str {
+        match self {
+            Error::ResourceNotFound(_) => "ResourceNotFoundException",
+            Error::ResourceInUse(_) => "ResourceInUseException",
+            Error::Validation(_) => "ValidationException",
+            Error::ExpiredIterator(_) => "ExpiredIteratorException",
+            Error::ProvisionedThroughputExceeded(_) => "ProvisionedThroughputExceededException",
+            Error::LimitExceeded(_) => "LimitExceededException",
+            Error::InvalidArgument(_) | Error::InvalidBatch(_) => "InvalidArgumentException",
+            _ => "InternalFailure",
         }
     }
 

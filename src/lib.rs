@@ -32,6 +32,7 @@
 pub mod error;
 pub mod format;
 pub mod storage;
+pub mod stream;
 pub mod testing;
 
 pub use error::{Error, Result};

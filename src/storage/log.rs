@@ -80,6 +80,7 @@ struct Shared {
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
     poison: Mutex<Option<(&'static str, std::io::ErrorKind)>>,
+    retention: Mutex<super::options::Retention>,
     closed: AtomicBool,
     _lock: Box<dyn DirLock>,
 }
@@ -147,6 +148,7 @@ impl Log {
             }),
             synced_cv: Condvar::new(),
             poison: Mutex::new(None),
+            retention: Mutex::new(options.retention),
             closed: AtomicBool::new(false),
             options,
             _lock: dir_lock,
@@ -259,6 +261,12 @@ impl Log {
             self.shared.roll(&mut writer)?;
         }
         Ok(())
+    }
+
+    /// Replaces the retention limits; they apply from the next roll or
+    /// [`Log::apply_retention`].
+    pub fn set_retention(&self, retention: super::options::Retention) {
+        *lock(&self.shared.retention) = retention;
     }
 
     /// Deletes sealed segments that retention says have expired; never the active one.
@@ -611,7 +619,7 @@ impl Shared {
     /// Deletes expired sealed segments. The caller holds the writer lock.
     fn apply_retention(&self) -> Result<RetentionReport> {
         let segments = self.snapshot();
-        let retention = self.options.retention;
+        let retention = *lock(&self.retention);
         let now = self.options.clock.now_ms();
         let mut total = size_of(&segments);
         let mut expired = 0;

@@ -90,6 +90,10 @@ impl Vfs for RealFs {
         fs::remove_file(path)
     }
 
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
     }

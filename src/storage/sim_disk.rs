@@ -532,12 +532,24 @@ impl Vfs for SimDisk {
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let state = self.lock();
-        Ok(state
+        if !state.dirs.iter().any(|d| d.starts_with(path))
+            && !state.live_names.keys().any(|p| p.starts_with(path))
+        {
+            return Err(not_found(path));
+        }
+        // Direct children: files, and the first component of anything deeper.
+        let mut names: Vec<String> = state
             .live_names
             .keys()
-            .filter(|p| p.parent() == Some(path))
-            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
-            .collect())
+            .map(|p| p.as_path())
+            .chain(state.dirs.iter().map(|d| d.as_path()))
+            .filter_map(|p| p.strip_prefix(path).ok())
+            .filter_map(|rest| rest.components().next())
+            .filter_map(|c| c.as_os_str().to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
@@ -585,6 +597,23 @@ impl Vfs for SimDisk {
         state
             .pending_dir_ops
             .push((dir, DirOp::Unlink(path.to_path_buf())));
+        Ok(())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        let doomed: Vec<PathBuf> = state
+            .live_names
+            .keys()
+            .filter(|p| p.starts_with(path))
+            .cloned()
+            .collect();
+        for file in doomed {
+            state.live_names.remove(&file);
+            let dir = State::dir_of(&file);
+            state.pending_dir_ops.push((dir, DirOp::Unlink(file)));
+        }
+        state.dirs.retain(|d| !d.starts_with(path));
         Ok(())
     }
 

@@ -113,3 +113,75 @@ pub fn segment_files(disk: &SimDisk, dir: &Path) -> Vec<std::path::PathBuf> {
     files.sort();
     files
 }
+
+/// Store options on a simulated disk with a hand-driven clock.
+pub fn sim_store_options(disk: &SimDisk, clock: &ManualClock) -> shardlog::stream::StoreOptions {
+    shardlog::stream::StoreOptions {
+        vfs: Arc::new(disk.clone()),
+        clock: clock.clock(),
+        segment_bytes_max: 64 * 1024,
+        ..Default::default()
+    }
+}
+
+/// One `put_records` entry.
+pub fn entry(key: &str, data: &[u8]) -> shardlog::stream::PutRecordsEntry {
+    shardlog::stream::PutRecordsEntry {
+        data: data.to_vec(),
+        partition_key: key.to_string(),
+        explicit_hash_key: None,
+    }
+}
+
+/// Every record of one shard from its trim horizon to its end (closed) or its tip (open).
+pub fn read_shard(
+    stream: &shardlog::stream::Stream,
+    shard: &str,
+) -> Vec<shardlog::stream::KinesisRecord> {
+    use shardlog::stream::ShardIteratorType;
+    let mut iterator = Some(
+        stream
+            .get_shard_iterator(shard, &ShardIteratorType::TrimHorizon)
+            .expect("iterator"),
+    );
+    let mut out = Vec::new();
+    while let Some(it) = iterator {
+        let page = stream.get_records(&it, 1000).expect("get_records");
+        let empty = page.records.is_empty();
+        out.extend(page.records);
+        iterator = page.next_shard_iterator;
+        if empty && page.millis_behind_latest == 0 {
+            break;
+        }
+    }
+    out
+}
+
+/// Every record of a stream, reading each shard only after all its parents (as a Kinesis
+/// consumer must), returned in that order.
+pub fn read_in_lineage_order(
+    stream: &shardlog::stream::Stream,
+) -> Vec<shardlog::stream::KinesisRecord> {
+    let shards = stream.list_shards();
+    let mut done: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    while done.len() < shards.len() {
+        let ready: Vec<_> = shards
+            .iter()
+            .filter(|s| !done.contains(&s.shard_id))
+            .filter(|s| {
+                s.parent_shard_id
+                    .iter()
+                    .chain(&s.adjacent_parent_shard_id)
+                    .all(|p| done.contains(p) || !shards.iter().any(|x| &x.shard_id == p))
+            })
+            .map(|s| s.shard_id.clone())
+            .collect();
+        assert!(!ready.is_empty(), "lineage has a cycle");
+        for shard in ready {
+            out.extend(read_shard(stream, &shard));
+            done.insert(shard);
+        }
+    }
+    out
+}

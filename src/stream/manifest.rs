@@ -1,0 +1,189 @@
+//! The stream manifest: settings, shards, hash ranges and lineage, replaced atomically.
+//!
+//! On disk (FORMAT.md §11): a 24-byte envelope (magic `SLGM`, version, reserved, JSON length,
+//! xxh3 of the JSON) followed by the JSON document of [`Manifest`].
+
+use serde::{Deserialize, Serialize};
+
+use super::hash_key::{parse_hash_key, HashKeyRange};
+use crate::format::le;
+
+/// Magic bytes of a manifest file.
+pub const MANIFEST_MAGIC: [u8; 4] = *b"SLGM";
+/// The manifest version this build writes and reads.
+pub const MANIFEST_VERSION: u8 = 1;
+/// Length of the envelope before the JSON.
+pub const MANIFEST_HEADER_LEN: usize = 24;
+/// The largest manifest accepted (a stream of 10,000 shards fits easily).
+pub const MANIFEST_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// How a stream's batches are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "codec", rename_all = "lowercase")]
+pub enum CompressionSetting {
+    /// Raw batches.
+    None,
+    /// zstd at a level.
+    Zstd {
+        /// The level, 1..=19.
+        level: i32,
+    },
+}
+
+/// When a put is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilitySetting {
+    /// fdatasync before acknowledging (group commit).
+    Always,
+    /// Background sync every `interval_ms`.
+    Interval {
+        /// Milliseconds between syncs.
+        interval_ms: u64,
+    },
+    /// OS page cache only.
+    None,
+}
+
+/// One shard's entry in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ShardMeta {
+    pub index: u32,
+    /// Decimal, inclusive.
+    pub hash_start: String,
+    /// Decimal, inclusive.
+    pub hash_end: String,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+    /// First log sequence of the shard's log.
+    pub first_log_sequence: u64,
+    /// Set when a split or merge closed the shard.
+    pub closed: Option<ClosedMeta>,
+    pub created_ms: i64,
+}
+
+/// How a closed shard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ClosedMeta {
+    /// The log sequence after its last record.
+    pub next_log_sequence: u64,
+    pub closed_ms: i64,
+}
+
+impl ShardMeta {
+    pub(crate) fn range(&self) -> Option<HashKeyRange> {
+        Some(HashKeyRange {
+            start: parse_hash_key(&self.hash_start)?,
+            end: parse_hash_key(&self.hash_end)?,
+        })
+    }
+}
+
+/// Everything that defines a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    pub name: String,
+    pub created_ms: i64,
+    pub retention_ms: u64,
+    pub compression: CompressionSetting,
+    pub durability: DurabilitySetting,
+    pub max_record_bytes: u64,
+    pub next_shard_index: u32,
+    pub shards: Vec<ShardMeta>,
+}
+
+/// Why manifest bytes are unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ManifestError {
+    Corrupt(&'static str),
+    UnsupportedVersion(u8),
+}
+
+impl Manifest {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec_pretty(self).unwrap_or_default();
+        let mut out = Vec::with_capacity(MANIFEST_HEADER_LEN + json.len());
+        out.extend_from_slice(&MANIFEST_MAGIC);
+        out.push(MANIFEST_VERSION);
+        out.extend_from_slice(&[0, 0, 0]);
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&json).to_le_bytes());
+        out.extend_from_slice(&json);
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        if le::array::<4>(bytes, 0) != Some(MANIFEST_MAGIC) {
+            return Err(ManifestError::Corrupt("bad magic"));
+        }
+        match bytes.get(4) {
+            Some(&MANIFEST_VERSION) => {}
+            Some(&v) => return Err(ManifestError::UnsupportedVersion(v)),
+            None => return Err(ManifestError::Corrupt("truncated")),
+        }
+        let len = le::u64_at(bytes, 8).ok_or(ManifestError::Corrupt("truncated"))?;
+        let digest = le::u64_at(bytes, 16).ok_or(ManifestError::Corrupt("truncated"))?;
+        let json = bytes.get(MANIFEST_HEADER_LEN..).unwrap_or_default();
+        if json.len() as u64 != len {
+            return Err(ManifestError::Corrupt("length differs from the file"));
+        }
+        if xxhash_rust::xxh3::xxh3_64(json) != digest {
+            return Err(ManifestError::Corrupt("digest mismatch"));
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(json).map_err(|_| ManifestError::Corrupt("invalid JSON"))?;
+        if manifest.shards.iter().any(|s| s.range().is_none()) {
+            return Err(ManifestError::Corrupt("invalid hash key range"));
+        }
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            name: "orders".into(),
+            created_ms: 5,
+            retention_ms: 86_400_000,
+            compression: CompressionSetting::Zstd { level: 3 },
+            durability: DurabilitySetting::Interval { interval_ms: 100 },
+            max_record_bytes: 1 << 20,
+            next_shard_index: 1,
+            shards: vec![ShardMeta {
+                index: 0,
+                hash_start: "0".into(),
+                hash_end: u128::MAX.to_string(),
+                parent: None,
+                adjacent_parent: None,
+                first_log_sequence: 0,
+                closed: Some(ClosedMeta {
+                    next_log_sequence: 9,
+                    closed_ms: 7,
+                }),
+                created_ms: 5,
+            }],
+        }
+    }
+
+    #[test]
+    fn manifests_round_trip_and_detect_damage() {
+        let m = sample();
+        let bytes = m.encode();
+        assert_eq!(Manifest::decode(&bytes), Ok(m));
+        for at in [0usize, 4, 9, 17, 30, bytes.len() - 2] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x20;
+            assert!(Manifest::decode(&damaged).is_err(), "flip at {at}");
+        }
+        let mut newer = bytes.clone();
+        newer[4] = 2;
+        assert_eq!(
+            Manifest::decode(&newer),
+            Err(ManifestError::UnsupportedVersion(2))
+        );
+        assert!(Manifest::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

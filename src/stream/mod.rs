@@ -1,0 +1,24 @@
+//! The Kinesis data plane over the storage core: a [`Store`] of named streams, each a set of
+//! shards owning ranges of the 128-bit hash-key space, with Kinesis' names, limits, error
+//! names and behaviour (`../shared/reference/esm-kinesis-semantics.md` part 1).
+
+mod hash_key;
+mod iterator;
+mod manifest;
+mod reshard;
+mod sequence;
+mod store;
+#[allow(clippy::module_inception)]
+mod stream;
+mod types;
+
+pub use hash_key::{
+    parse_hash_key, partition_key_hash, uniform_ranges, HashKeyRange, HASH_KEY_MAX,
+};
+pub use iterator::ITERATOR_TTL_MS;
+pub use manifest::{CompressionSetting, DurabilitySetting, MANIFEST_MAGIC, MANIFEST_VERSION};
+pub use reshard::UpdateShardCountOutput;
+pub use sequence::SequenceNumber;
+pub use store::{validate_stream_name, Store, StoreOptions};
+pub use stream::{FaultInjection, Stream, MANIFEST_FILE};
+pub use types::*;
