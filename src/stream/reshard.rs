@@ -60,16 +60,28 @@ impl Stream {
                 "NewStartingHashKey {new_starting_hash_key} must be a decimal number in [0, 2^128-1]"
             ))
         })?;
-        self.split_locked(&mut state, index, key)
+        self.split_locked(&mut state, index, key, true)
     }
 
-    fn split_locked(&self, state: &mut StreamState, index: u32, key: u128) -> Result<()> {
+    /// `api_rule`: apply SplitShard's own bound (`key > start + 1`); uniform scaling only
+    /// needs both children non-empty, since its boundaries may sit one key apart.
+    fn split_locked(
+        &self,
+        state: &mut StreamState,
+        index: u32,
+        key: u128,
+        api_rule: bool,
+    ) -> Result<()> {
         let range = state
             .shards
             .get(&index)
             .map(|s| s.range)
             .ok_or_else(|| Error::ResourceNotFound(shard_id(index)))?;
-        let valid = range.start.checked_add(1).is_some_and(|s1| key > s1) && key < range.end;
+        let valid = if api_rule {
+            range.start.checked_add(1).is_some_and(|s1| key > s1) && key < range.end
+        } else {
+            key > range.start && key <= range.end
+        };
         if !valid {
             return Err(Error::InvalidArgument(format!(
                 "NewStartingHashKey {key} used in SplitShard() on shard {} in stream {} under account {} is not both greater than one plus the shard's StartingHashKey {} and less than the shard's EndingHashKey {}.",
@@ -236,7 +248,7 @@ impl Stream {
                 .find(|(r, _)| r.start < boundary && boundary <= r.end)
                 .map(|(_, i)| *i);
             if let Some(index) = holder {
-                self.split_locked(&mut state, index, boundary)?;
+                self.split_locked(&mut state, index, boundary, false)?;
             }
         }
         // Merges: fold the shards inside each target range into one, left to right.

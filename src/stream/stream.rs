@@ -409,11 +409,24 @@ impl Stream {
             total += size;
             let hash_key = match &entry.explicit_hash_key {
                 None => partition_key_hash(&entry.partition_key),
-                Some(text) => parse_hash_key(text).ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {text}"
-                    ))
-                })?,
+                Some(text) => {
+                    let pattern_ok = text == "0"
+                        || (!text.is_empty()
+                            && text.len() <= 39
+                            && !text.starts_with('0')
+                            && text.bytes().all(|b| b.is_ascii_digit()));
+                    if !pattern_ok {
+                        return Err(Error::Validation(format!(
+                            "1 validation error detected: Value '{text}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
+                            at("explicitHashKey")
+                        )));
+                    }
+                    parse_hash_key(text).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {text}"
+                        ))
+                    })?
+                }
             };
             hash_keys.push(hash_key);
         }
