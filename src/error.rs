@@ -99,6 +99,10 @@ pub enum Error {
     /// `LimitExceededException`).
     #[error("LimitExceededException: {0}")]
     LimitExceeded(String),
+    /// The service failed to store a record (Kinesis `InternalFailure`); retrying may
+    /// succeed, and the store's log names the cause.
+    #[error("InternalFailure: {0}")]
+    Internal(String),
     /// The log was opened read-only.
     #[error("log {path} is open read-only; open it with Log::open to write")]
     ReadOnly {
@@ -171,6 +175,7 @@ impl Error {
             Error::ProvisionedThroughputExceeded(_) => "ProvisionedThroughputExceededException",
             Error::LimitExceeded(_) => "LimitExceededException",
             Error::InvalidArgument(_) | Error::InvalidBatch(_) => "InvalidArgumentException",
+            Error::Internal(_) => "InternalFailure",
             _ => "InternalFailure",
         }
     }

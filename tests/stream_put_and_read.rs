@@ -28,7 +28,7 @@ fn setup(shards: u32) -> (SimDisk, ManualClock, Store, std::sync::Arc<Stream>) {
 #[test]
 fn records_land_in_the_shard_owning_their_hash_key() {
     let (_disk, _clock, _store, stream) = setup(4);
-    let shards = stream.list_shards();
+    let shards = stream.list_shards().expect("list_shards");
     assert_eq!(shards.len(), 4);
     assert_eq!(shards[0].hash_key_range.starting_hash_key, "0");
     assert_eq!(

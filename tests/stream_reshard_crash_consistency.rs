@@ -44,7 +44,7 @@ fn crash_during_reshard(op: FaultOp, nth: u64, merge: bool, seed: u64) -> bool {
             .expect("put");
         acked.push(data);
     }
-    let before = stream.list_shards();
+    let before = stream.list_shards().expect("list_shards");
     disk.fail_nth(op, disk.calls(op) + nth, ErrorKind::Other);
     let result = if merge {
         stream.merge_shards("shardId-000000000000", "shardId-000000000001")
@@ -59,7 +59,7 @@ fn crash_during_reshard(op: FaultOp, nth: u64, merge: bool, seed: u64) -> bool {
     let store = Store::open_with("/sim/store", sim_store_options(&disk, &clock))
         .expect("reopen after crash");
     let stream = store.stream("s").expect("stream");
-    let after = stream.list_shards();
+    let after = stream.list_shards().expect("list_shards");
     let open_after = after
         .iter()
         .filter(|s| s.sequence_number_range.ending_sequence_number.is_none())

@@ -31,7 +31,7 @@ fn split_and_merge_set_lineage_as_kinesis_does() {
     stream
         .split_shard("shardId-000000000000", &half)
         .expect("split");
-    let shards = stream.list_shards();
+    let shards = stream.list_shards().expect("list_shards");
     let ids: Vec<&str> = shards.iter().map(|s| s.shard_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -101,6 +101,7 @@ fn split_and_merge_set_lineage_as_kinesis_does() {
         .expect("merge");
     let merged = stream
         .list_shards()
+        .expect("list_shards")
         .into_iter()
         .find(|s| s.shard_id == "shardId-000000000004")
         .expect("child");
@@ -134,11 +135,18 @@ fn split_and_merge_set_lineage_as_kinesis_does() {
         .collect();
     assert_eq!(children, ["shardId-000000000002", "shardId-000000000003"]);
     // Lineage survives a reopen.
-    let before = stream.list_shards();
+    let before = stream.list_shards().expect("list_shards");
     drop(stream);
     drop(store);
     let store = Store::open(dir.path()).expect("reopen");
-    assert_eq!(store.stream("s").expect("s").list_shards(), before);
+    assert_eq!(
+        store
+            .stream("s")
+            .expect("s")
+            .list_shards()
+            .expect("list_shards"),
+        before
+    );
 }
 
 #[test]
@@ -164,6 +172,7 @@ fn uniform_scaling_partitions_the_space_evenly() {
         assert_eq!(out.target_shard_count, target);
         let mut open: Vec<(u128, u128)> = stream
             .list_shards()
+            .expect("list_shards")
             .into_iter()
             .filter(|s| s.sequence_number_range.ending_sequence_number.is_none())
             .map(|s| {
@@ -227,6 +236,7 @@ fn resharding_while_writing_loses_and_duplicates_nothing() {
     stream.update_shard_count(3).expect("scale down");
     let open: Vec<_> = stream
         .list_shards()
+        .expect("list_shards")
         .into_iter()
         .filter(|s| s.sequence_number_range.ending_sequence_number.is_none())
         .collect();

@@ -164,7 +164,7 @@ fn names_counts_and_positions_are_checked() {
         "InvalidArgumentException"
     );
     assert_eq!(
-        stream.list_shards().len(),
+        stream.list_shards().expect("list_shards").len(),
         1,
         "a refused split changes nothing"
     );

@@ -7,6 +7,7 @@ mod iterator;
 mod manifest;
 mod reshard;
 mod sequence;
+mod shard_log;
 mod store;
 #[allow(clippy::module_inception)]
 mod stream;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use super::hash_key::{uniform_ranges, HashKeyRange};
 use super::manifest::{ClosedMeta, ShardMeta};
+use super::shard_log::ShardLog;
 use super::stream::{log_options, shard_dir, Shard, Stream, StreamState};
 use super::types::{parse_shard_id, shard_id, SHARDS_PER_STREAM_MAX};
 use crate::error::{Error, Result};
@@ -53,6 +54,7 @@ impl Stream {
     /// Splits an open shard at `new_starting_hash_key` (decimal): the lower child owns the
     /// keys below it, the upper child the rest.
     pub fn split_shard(&self, shard: &str, new_starting_hash_key: &str) -> Result<()> {
+        self.check_writer()?;
         let mut state = self.write_state();
         let index = self.open_shard(&state, shard)?;
         let key = super::hash_key::parse_hash_key(new_starting_hash_key).ok_or_else(|| {
@@ -106,6 +108,7 @@ impl Stream {
 
     /// Merges two adjacent open shards into one child owning both ranges.
     pub fn merge_shards(&self, shard: &str, adjacent_shard: &str) -> Result<()> {
+        self.check_writer()?;
         let mut state = self.write_state();
         let a = self.open_shard(&state, shard)?;
         let b = self.open_shard(&state, adjacent_shard)?;
@@ -168,9 +171,10 @@ impl Stream {
                 .shards
                 .get(&parent)
                 .ok_or_else(|| Error::ResourceNotFound(shard_id(parent)))?;
-            shard.log.roll()?;
-            shard.log.sync()?;
-            let next = shard.log.next_sequence();
+            let log = shard.log.writer()?;
+            log.roll()?;
+            log.sync()?;
+            let next = log.next_sequence();
             child_start = child_start.max(next);
             closed.push((parent, next));
         }
@@ -204,7 +208,7 @@ impl Stream {
             opened.push(Shard {
                 meta,
                 range: *range,
-                log: Arc::new(log),
+                log: Arc::new(ShardLog::Writer(log)),
             });
         }
         self.commit(&manifest)?;
@@ -225,6 +229,7 @@ impl Stream {
     /// Scales to `target` open shards with uniform ranges (`UNIFORM_SCALING`), through splits
     /// and merges, as Kinesis does; may pass through short-lived intermediate shards.
     pub fn update_shard_count(&self, target: u32) -> Result<UpdateShardCountOutput> {
+        self.check_writer()?;
         let mut state = self.write_state();
         let current = state.open.len() as u32;
         if target == 0 || target > SHARDS_PER_STREAM_MAX {

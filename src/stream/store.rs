@@ -48,6 +48,7 @@ impl Default for StoreOptions {
 pub struct Store {
     dir: PathBuf,
     options: StoreOptions,
+    read_only: bool,
     streams: RwLock<BTreeMap<String, Arc<Stream>>>,
 }
 
@@ -83,8 +84,36 @@ impl Store {
         Ok(Store {
             dir,
             options,
+            read_only: false,
             streams: RwLock::new(BTreeMap::new()),
         })
+    }
+
+    /// Opens an existing store to follow it: reads see what writer processes put, roll,
+    /// reshard and delete by retention, without reopening. Takes no lock and writes nothing;
+    /// writes answer `ReadOnly`.
+    pub fn open_read_only(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        let streams = dir.join("streams");
+        options
+            .vfs
+            .list_dir(&streams)
+            .map_err(|e| Error::io(&streams, "open store", e))?;
+        Ok(Store {
+            dir,
+            options,
+            read_only: true,
+            streams: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly {
+                path: self.dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn stream_dir(&self, name: &str) -> PathBuf {
@@ -100,6 +129,7 @@ impl Store {
 
     /// Creates a stream with `config.shard_count` shards splitting the hash-key space equally.
     pub fn create_stream(&self, name: &str, config: &StreamConfig) -> Result<Arc<Stream>> {
+        self.check_writable()?;
         validate_stream_name(name)?;
         if config.shard_count == 0 || config.shard_count > SHARDS_PER_STREAM_MAX {
             return Err(Error::Validation(format!(
@@ -172,7 +202,12 @@ impl Store {
         let path = dir.join(MANIFEST_FILE);
         write_atomically(vfs, &path, &manifest.encode())
             .map_err(|e| Error::io(&path, "write manifest", e))?;
-        let stream = Arc::new(Stream::open(dir, name, self.options.clone())?);
+        let stream = Arc::new(Stream::open(
+            dir,
+            name,
+            self.options.clone(),
+            !self.read_only,
+        )?);
         streams.insert(name.to_string(), stream.clone());
         Ok(stream)
     }
@@ -202,7 +237,12 @@ impl Store {
         {
             return Err(self.not_found(name));
         }
-        let stream = Arc::new(Stream::open(dir, name, self.options.clone())?);
+        let stream = Arc::new(Stream::open(
+            dir,
+            name,
+            self.options.clone(),
+            !self.read_only,
+        )?);
         streams.insert(name.to_string(), stream.clone());
         Ok(stream)
     }
@@ -230,12 +270,13 @@ impl Store {
 
     /// Describes a stream.
     pub fn describe_stream(&self, name: &str) -> Result<StreamDescription> {
-        Ok(self.stream(name)?.describe())
+        self.stream(name)?.describe()
     }
 
     /// Deletes a stream and all its records. Handles to it held elsewhere keep working on
     /// their open files until dropped.
     pub fn delete_stream(&self, name: &str) -> Result<()> {
+        self.check_writable()?;
         let stream = self.stream(name)?;
         let mut streams = self.streams.write().unwrap_or_else(PoisonError::into_inner);
         streams.remove(name);

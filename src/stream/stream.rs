@@ -13,6 +13,7 @@ use super::hash_key::{parse_hash_key, partition_key_hash, HashKeyRange};
 use super::iterator::IteratorToken;
 use super::manifest::{CompressionSetting, DurabilitySetting, Manifest, ManifestError, ShardMeta};
 use super::sequence::SequenceNumber;
+use super::shard_log::ShardLog;
 use super::store::StoreOptions;
 use super::types::*;
 use crate::error::{Error, Result};
@@ -32,7 +33,7 @@ const MAINTENANCE_INTERVAL_MS: i64 = 1_000;
 pub(crate) struct Shard {
     pub meta: ShardMeta,
     pub range: HashKeyRange,
-    pub log: Arc<Log>,
+    pub log: Arc<ShardLog>,
 }
 
 impl Shard {
@@ -93,7 +94,8 @@ pub struct Stream {
     pub(crate) state: RwLock<StreamState>,
     faults: Mutex<Option<(FaultInjection, SimRng)>>,
     last_maintenance_ms: Mutex<i64>,
-    _lock: Box<dyn DirLock>,
+    manifest_digest: Mutex<u64>,
+    _lock: Option<Box<dyn DirLock>>,
 }
 
 pub(crate) fn shards_dir(stream_dir: &Path) -> PathBuf {
@@ -135,37 +137,29 @@ pub(crate) fn durability_setting(durability: Durability) -> DurabilitySetting {
 }
 
 impl Stream {
-    /// Opens a stream directory whose manifest exists, taking the stream's writer lock.
-    pub(crate) fn open(dir: PathBuf, name: &str, options: StoreOptions) -> Result<Stream> {
+    /// Opens a stream directory whose manifest exists. A writer takes the stream's lock (a
+    /// second writer gets `Locked`); a follower takes none and follows the writer's changes.
+    pub(crate) fn open(
+        dir: PathBuf,
+        name: &str,
+        options: StoreOptions,
+        writable: bool,
+    ) -> Result<Stream> {
         let vfs = options.vfs.clone();
-        let lock = vfs
-            .try_lock_dir(&dir)
-            .map_err(|e| Error::io(dir.join("LOCK"), "lock", e))?
-            .ok_or_else(|| Error::Locked { path: dir.clone() })?;
-        let manifest = read_manifest(vfs.as_ref(), &dir)?;
-        let mut shards = BTreeMap::new();
-        for meta in &manifest.shards {
-            let log = Log::open(
-                shard_dir(&dir, meta.index),
-                log_options(&manifest, meta, &options),
-            )?;
-            let range = meta.range().ok_or_else(|| {
-                Error::corrupt(
-                    dir.join(MANIFEST_FILE),
-                    0,
-                    crate::error::CorruptReason::Footer("bad hash range"),
-                )
-            })?;
-            shards.insert(
-                meta.index,
-                Shard {
-                    meta: meta.clone(),
-                    range,
-                    log: Arc::new(log),
-                },
-            );
+        let lock = if writable {
+            Some(
+                vfs.try_lock_dir(&dir)
+                    .map_err(|e| Error::io(dir.join("LOCK"), "lock", e))?
+                    .ok_or_else(|| Error::Locked { path: dir.clone() })?,
+            )
+        } else {
+            None
+        };
+        let (manifest, digest) = read_manifest(vfs.as_ref(), &dir)?;
+        let shards = open_shards(&dir, &manifest, &options, writable, &BTreeMap::new())?;
+        if writable {
+            remove_orphan_shards(vfs.as_ref(), &dir, &manifest)?;
         }
-        remove_orphan_shards(vfs.as_ref(), &dir, &manifest)?;
         let mut state = StreamState {
             manifest,
             shards,
@@ -179,8 +173,47 @@ impl Stream {
             state: RwLock::new(state),
             faults: Mutex::new(None),
             last_maintenance_ms: Mutex::new(i64::MIN),
+            manifest_digest: Mutex::new(digest),
             _lock: lock,
         })
+    }
+
+    /// Whether this handle writes the stream (else it follows another process's writes).
+    pub fn is_writer(&self) -> bool {
+        self._lock.is_some()
+    }
+
+    /// `ReadOnly` unless this handle writes the stream.
+    pub(crate) fn check_writer(&self) -> Result<()> {
+        if self.is_writer() {
+            Ok(())
+        } else {
+            Err(Error::ReadOnly {
+                path: self.dir.clone(),
+            })
+        }
+    }
+
+    /// For a follower: picks up the writer's reshards and retention changes.
+    fn refresh(&self) -> Result<()> {
+        if self.is_writer() {
+            return Ok(());
+        }
+        let (manifest, digest) = read_manifest(self.options.vfs.as_ref(), &self.dir)?;
+        let mut known = self
+            .manifest_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *known == digest {
+            return Ok(());
+        }
+        let mut state = self.write_state();
+        let shards = open_shards(&self.dir, &manifest, &self.options, false, &state.shards)?;
+        state.shards = shards;
+        state.manifest = manifest;
+        state.reindex();
+        *known = digest;
+        Ok(())
     }
 
     /// The stream's name.
@@ -225,7 +258,11 @@ impl Stream {
             let ordering = SequenceNumber::parse(text, "sequenceNumberForOrdering")?;
             let state = self.read_state();
             let known = state.shards.get(&ordering.shard_index()).is_some_and(|s| {
-                ordering.log_sequence() < s.log.next_sequence().max(s.meta.first_log_sequence)
+                ordering.log_sequence()
+                    < s.log
+                        .next_sequence()
+                        .unwrap_or(0)
+                        .max(s.meta.first_log_sequence)
             });
             if !known {
                 return Err(Error::InvalidArgument(format!(
@@ -252,7 +289,7 @@ impl Stream {
             }) if code == "ProvisionedThroughputExceededException" => Err(
                 Error::ProvisionedThroughputExceeded(error_message.unwrap_or_default()),
             ),
-            _ => Err(Error::InvalidArgument("Internal Service Failure".into())),
+            _ => Err(Error::Internal("Internal Service Failure".into())),
         }
     }
 
@@ -264,6 +301,7 @@ impl Stream {
     }
 
     fn put_entries(&self, entries: &[PutRecordsEntry], single: bool) -> Result<PutRecordsOutput> {
+        self.check_writer()?;
         let hash_keys = self.validate_put(entries, single)?;
         let now = self.now_ms();
         let mut results: Vec<Option<PutRecordsResultEntry>> = vec![None; entries.len()];
@@ -297,7 +335,7 @@ impl Stream {
                         data: &entry.data,
                     })
                     .collect();
-                match shard.log.append(&records) {
+                match shard.log.writer().and_then(|log| log.append(&records)) {
                     Ok(appended) => {
                         for (offset, (i, _)) in members.iter().enumerate() {
                             let log_sequence = appended.first_sequence + offset as u64;
@@ -455,10 +493,11 @@ impl Stream {
 
     /// Deletes expired sealed segments of every shard; returns how many were deleted.
     pub fn apply_retention(&self) -> Result<u64> {
+        self.check_writer()?;
         let state = self.read_state();
         let mut deleted = 0;
         for shard in state.shards.values() {
-            deleted += shard.log.apply_retention()?.segments_deleted;
+            deleted += shard.log.writer()?.apply_retention()?.segments_deleted;
         }
         Ok(deleted)
     }
@@ -473,7 +512,7 @@ impl Stream {
         let retention = i64::try_from(Self::retention_ms(state)).unwrap_or(i64::MAX);
         let cutoff = self.now_ms().saturating_sub(retention);
         let by_age = shard.log.sequence_at_timestamp(cutoff)?;
-        Ok(by_age.max(shard.log.first_sequence()))
+        Ok(by_age.max(shard.log.first_sequence()?))
     }
 
     fn find_shard<'s>(&self, state: &'s StreamState, shard: &str) -> Result<&'s Shard> {
@@ -499,6 +538,7 @@ impl Stream {
 
     /// A shard iterator: an opaque token valid for five minutes.
     pub fn get_shard_iterator(&self, shard: &str, kind: &ShardIteratorType) -> Result<String> {
+        self.refresh()?;
         let state = self.read_state();
         let target = self.find_shard(&state, shard)?;
         let index = target.meta.index;
@@ -516,7 +556,10 @@ impl Stream {
         };
         let position = match kind {
             ShardIteratorType::TrimHorizon => self.trim_horizon(&state, target)?,
-            ShardIteratorType::Latest => end.unwrap_or_else(|| target.log.next_sequence()),
+            ShardIteratorType::Latest => match end {
+                Some(end) => end,
+                None => target.log.next_sequence()?,
+            },
             ShardIteratorType::AtSequenceNumber(text) => own(text)?.log_sequence(),
             ShardIteratorType::AfterSequenceNumber(text) => {
                 own(text)?.log_sequence().saturating_add(1)
@@ -549,6 +592,7 @@ impl Stream {
         let now = self.now_ms();
         let token = IteratorToken::decode(iterator, &self.name, now)?;
         self.injected_get_failure(token.shard_index)?;
+        self.refresh()?;
         let state = self.read_state();
         let shard = self.find_shard(&state, &shard_id(token.shard_index))?;
         let from = token.log_sequence.max(self.trim_horizon(&state, shard)?);
@@ -572,7 +616,7 @@ impl Stream {
             true
         })?;
         let next = next.max(from);
-        let latest = shard.log.next_sequence();
+        let latest = shard.log.next_sequence()?;
         let millis_behind_latest = if next >= latest {
             0
         } else {
@@ -618,22 +662,23 @@ impl Stream {
     }
 
     /// Every shard within retention, open and closed, in shard-id order.
-    pub fn list_shards(&self) -> Vec<ShardDescription> {
+    pub fn list_shards(&self) -> Result<Vec<ShardDescription>> {
+        self.refresh()?;
         let state = self.read_state();
-        state
+        Ok(state
             .shards
             .values()
             .filter(|s| !self.is_expired(&state, s))
             .map(describe_shard)
-            .collect()
+            .collect())
     }
 
     /// The stream's settings and shards.
-    pub fn describe(&self) -> StreamDescription {
-        let shards = self.list_shards();
+    pub fn describe(&self) -> Result<StreamDescription> {
+        let shards = self.list_shards()?;
         let state = self.read_state();
         let retention_ms = state.manifest.retention_ms;
-        StreamDescription {
+        Ok(StreamDescription {
             stream_name: self.name.clone(),
             stream_arn: self.arn(),
             stream_status: "ACTIVE".into(),
@@ -642,13 +687,14 @@ impl Stream {
             stream_creation_timestamp_ms: state.manifest.created_ms,
             open_shard_count: state.open.len() as u32,
             shards,
-        }
+        })
     }
 
     /// Changes how long records stay readable. Shortening hides older records at once and
     /// deletes their segments at the next retention pass; lengthening does not bring back
     /// records already deleted.
     pub fn set_retention(&self, retention: Duration) -> Result<()> {
+        self.check_writer()?;
         if retention.is_zero() {
             return Err(Error::InvalidArgument(
                 "Retention must be a positive duration".into(),
@@ -659,7 +705,7 @@ impl Stream {
         manifest.retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
         self.commit(&manifest)?;
         for shard in state.shards.values() {
-            shard.log.set_retention(Retention {
+            shard.log.writer()?.set_retention(Retention {
                 age: Some(retention),
                 bytes_max: None,
             });
@@ -764,12 +810,13 @@ pub(crate) fn log_options(
     }
 }
 
-pub(crate) fn read_manifest(vfs: &dyn crate::storage::Vfs, dir: &Path) -> Result<Manifest> {
+pub(crate) fn read_manifest(vfs: &dyn crate::storage::Vfs, dir: &Path) -> Result<(Manifest, u64)> {
     let path = dir.join(MANIFEST_FILE);
     let bytes = vfs
         .read_file(&path, super::manifest::MANIFEST_BYTES_MAX)
         .map_err(|e| Error::io(&path, "read manifest", e))?;
-    Manifest::decode(&bytes).map_err(|e| match e {
+    let digest = xxhash_rust::xxh3::xxh3_64(&bytes);
+    let manifest = Manifest::decode(&bytes).map_err(|e| match e {
         ManifestError::UnsupportedVersion(found) => Error::UnsupportedFormat {
             path: path.clone(),
             found,
@@ -778,7 +825,49 @@ pub(crate) fn read_manifest(vfs: &dyn crate::storage::Vfs, dir: &Path) -> Result
         ManifestError::Corrupt(reason) => {
             Error::corrupt(&path, 0, crate::error::CorruptReason::Footer(reason))
         }
-    })
+    })?;
+    Ok((manifest, digest))
+}
+
+/// Opens the log of every shard in `manifest`, reusing the already-open ones in `known`.
+fn open_shards(
+    dir: &Path,
+    manifest: &Manifest,
+    options: &StoreOptions,
+    writable: bool,
+    known: &BTreeMap<u32, Shard>,
+) -> Result<BTreeMap<u32, Shard>> {
+    let mut shards = BTreeMap::new();
+    for meta in &manifest.shards {
+        let range = meta.range().ok_or_else(|| {
+            Error::corrupt(
+                dir.join(MANIFEST_FILE),
+                0,
+                crate::error::CorruptReason::Footer("bad hash range"),
+            )
+        })?;
+        let log = match known.get(&meta.index) {
+            Some(shard) => shard.log.clone(),
+            None if writable => Arc::new(ShardLog::Writer(Log::open(
+                shard_dir(dir, meta.index),
+                log_options(manifest, meta, options),
+            )?)),
+            None => {
+                let path = shard_dir(dir, meta.index);
+                let reader = crate::storage::LogReader::open(&path, options.vfs.clone())?;
+                Arc::new(ShardLog::Reader(reader, path))
+            }
+        };
+        shards.insert(
+            meta.index,
+            Shard {
+                meta: meta.clone(),
+                range,
+                log,
+            },
+        );
+    }
+    Ok(shards)
 }
 
 /// Shard directories that no manifest names were created by a reshard that crashed before

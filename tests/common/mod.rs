@@ -162,7 +162,7 @@ pub fn read_shard(
 pub fn read_in_lineage_order(
     stream: &shardlog::stream::Stream,
 ) -> Vec<shardlog::stream::KinesisRecord> {
-    let shards = stream.list_shards();
+    let shards = stream.list_shards().expect("list_shards");
     let mut done: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     while done.len() < shards.len() {
