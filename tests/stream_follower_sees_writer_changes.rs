@@ -40,6 +40,12 @@ fn helper_producer() {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+    // Hold the stream until the follower has checked that a second writer is refused.
+    let release = std::path::Path::new(&dir).join("release");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !release.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 #[test]
@@ -84,12 +90,15 @@ fn follower_sees_puts_reshards_and_retention_changes() {
         let page = stream.get_records(&iterator, 500).expect("live read");
         live += page.records.len();
         iterator = page.next_shard_iterator.expect("open shard");
-        if !locked_seen {
+        // Records exist only once the producer holds the stream: a writer must be refused.
+        if !locked_seen && live > 0 {
             let writer = Store::open(dir.path()).expect("store");
             match writer.stream("live") {
-                Err(Error::Locked { .. }) => locked_seen = true,
-                Err(e) => panic!("unexpected {e}"),
-                Ok(_) => {} // the producer has not opened it yet
+                Err(Error::Locked { .. }) => {
+                    locked_seen = true;
+                    std::fs::write(dir.path().join("release"), b"").expect("release");
+                }
+                other => panic!("a second writer must get Locked: {other:?}"),
             }
         }
         std::thread::sleep(Duration::from_millis(5));
