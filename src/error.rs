@@ -104,7 +104,7 @@ pub enum Error {
     #[error("InternalFailure: {0}")]
     Internal(String),
     /// The log was opened read-only.
-    #[error("log {path} is open read-only; open it with Log::open to write")]
+    #[error("{path} is open read-only (a follower); open it with a writable handle to write")]
     ReadOnly {
         /// The log directory.
         path: PathBuf,

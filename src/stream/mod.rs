@@ -11,6 +11,7 @@ mod shard_log;
 mod store;
 #[allow(clippy::module_inception)]
 mod stream;
+mod throughput;
 mod types;
 
 pub use hash_key::{
@@ -22,4 +23,5 @@ pub use reshard::UpdateShardCountOutput;
 pub use sequence::SequenceNumber;
 pub use store::{validate_stream_name, Store, StoreOptions};
 pub use stream::{FaultInjection, Stream, MANIFEST_FILE};
+pub use throughput::ThroughputLimits;
 pub use types::*;

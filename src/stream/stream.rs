@@ -15,6 +15,7 @@ use super::manifest::{CompressionSetting, DurabilitySetting, Manifest, ManifestE
 use super::sequence::SequenceNumber;
 use super::shard_log::ShardLog;
 use super::store::StoreOptions;
+use super::throughput::{Meter, ThroughputLimits};
 use super::types::*;
 use crate::error::{Error, Result};
 use crate::format::batch::RecordIn;
@@ -93,6 +94,7 @@ pub struct Stream {
     pub(crate) options: StoreOptions,
     pub(crate) state: RwLock<StreamState>,
     faults: Mutex<Option<(FaultInjection, SimRng)>>,
+    limits: Mutex<Option<(ThroughputLimits, Meter)>>,
     last_maintenance_ms: Mutex<i64>,
     manifest_digest: Mutex<u64>,
     _lock: Option<Box<dyn DirLock>>,
@@ -172,6 +174,7 @@ impl Stream {
             options,
             state: RwLock::new(state),
             faults: Mutex::new(None),
+            limits: Mutex::new(None),
             last_maintenance_ms: Mutex::new(i64::MIN),
             manifest_digest: Mutex::new(digest),
             _lock: lock,
@@ -315,6 +318,9 @@ impl Stream {
                     continue;
                 }
                 match state.route(*hash_key) {
+                    Some(shard) if !self.admit_write(shard, now, entry) => {
+                        set_result(&mut results, i, self.throttled(shard));
+                    }
                     Some(shard) => by_shard.entry(shard).or_default().push((i, entry)),
                     None => set_result(&mut results, i, internal_failure()),
                 }
@@ -372,6 +378,51 @@ impl Stream {
         })
     }
 
+    /// Turns per-shard throughput limits on (`Some`) or off (`None`, the default).
+    pub fn set_throughput_limits(&self, limits: Option<ThroughputLimits>) {
+        *self.limits.lock().unwrap_or_else(PoisonError::into_inner) =
+            limits.map(|l| (l, Meter::default()));
+    }
+
+    fn admit_write(&self, shard: u32, now: i64, entry: &PutRecordsEntry) -> bool {
+        let mut slot = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((limits, meter)) = slot.as_mut() else {
+            return true;
+        };
+        let bytes = (entry.data.len() + entry.partition_key.len()) as u64;
+        meter.admit_write(limits, shard, now, bytes)
+    }
+
+    fn admit_read(&self, shard: u32, now: i64) -> Result<()> {
+        let mut slot = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((limits, meter)) = slot.as_mut() else {
+            return Ok(());
+        };
+        if meter.admit_read(limits, shard, now) {
+            return Ok(());
+        }
+        Err(Error::ProvisionedThroughputExceeded(format!(
+            "Rate exceeded for shard {} in stream {} under account {}.",
+            shard_id(shard),
+            self.name,
+            self.options.account
+        )))
+    }
+
+    fn throttled(&self, shard: u32) -> PutRecordsResultEntry {
+        PutRecordsResultEntry {
+            sequence_number: None,
+            shard_id: None,
+            error_code: Some("ProvisionedThroughputExceededException".into()),
+            error_message: Some(format!(
+                "Rate exceeded for shard {} in stream {} under account {}.",
+                shard_id(shard),
+                self.name,
+                self.options.account
+            )),
+        }
+    }
+
     fn injected_put_failure(
         &self,
         state: &StreamState,
@@ -381,16 +432,7 @@ impl Stream {
         let (faults, rng) = slot.as_mut()?;
         let roll = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         if roll < faults.put_throttle_rate {
-            let shard = state.route(hash_key).map(shard_id).unwrap_or_default();
-            return Some(PutRecordsResultEntry {
-                sequence_number: None,
-                shard_id: None,
-                error_code: Some("ProvisionedThroughputExceededException".into()),
-                error_message: Some(format!(
-                    "Rate exceeded for shard {shard} in stream {} under account {}.",
-                    self.name, self.options.account
-                )),
-            });
+            return Some(self.throttled(state.route(hash_key).unwrap_or_default()));
         }
         if roll < faults.put_throttle_rate + faults.put_internal_failure_rate {
             return Some(internal_failure());
@@ -595,6 +637,7 @@ impl Stream {
         self.refresh()?;
         let state = self.read_state();
         let shard = self.find_shard(&state, &shard_id(token.shard_index))?;
+        self.admit_read(token.shard_index, now)?;
         let from = token.log_sequence.max(self.trim_horizon(&state, shard)?);
         let end = shard.meta.closed.map(|c| c.next_log_sequence);
         let mut records = Vec::new();
@@ -636,6 +679,18 @@ impl Stream {
             };
             (Some(token.encode(&self.name)), Vec::new())
         };
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        if let Some((_, meter)) = self
+            .limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            meter.record_read_bytes(index, now, bytes as u64);
+        }
         Ok(GetRecordsOutput {
             records,
             next_shard_iterator,
