@@ -8,6 +8,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod codec;
 pub mod index;
+pub mod kpl;
 pub mod le;
 pub mod segment;
 pub mod varint;
