@@ -31,6 +31,7 @@
 
 pub mod error;
 pub mod format;
+pub mod producer;
 pub mod storage;
 pub mod stream;
 pub mod testing;

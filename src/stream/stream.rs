@@ -440,6 +440,14 @@ impl Stream {
         None
     }
 
+    /// Checks one entry against the rules `put_records` applies to each entry (key length,
+    /// record size, hash key), so a producer can fail a bad record alone instead of letting it
+    /// reject a whole request.
+    pub fn check_entry(&self, entry: &PutRecordsEntry) -> Result<()> {
+        self.validate_put(std::slice::from_ref(entry), true)
+            .map(|_| ())
+    }
+
     fn validate_put(&self, entries: &[PutRecordsEntry], single: bool) -> Result<Vec<u128>> {
         let member = if single { "" } else { "records." };
         if !single && (entries.is_empty() || entries.len() > PUT_RECORDS_ENTRIES_MAX) {
