@@ -49,13 +49,13 @@ pub enum Error {
         /// The version this build reads.
         supported: u8,
     },
-    /// Another writer holds the log's lock.
-    #[error(
-        "{path} is locked by another writer (this or another process); stop it or open read-only"
-    )]
+    /// Another writer holds the lock of a log or stream.
+    #[error("{path} is locked by another writer ({}); stop it, or open read-only to follow it", holder_text(*holder_pid))]
     Locked {
         /// The locked directory.
         path: PathBuf,
+        /// The process id the holder recorded in its `LOCK` file, if readable.
+        holder_pid: Option<u32>,
     },
     /// An earlier write or sync failed, so the log refuses writes: what reached the disk is
     /// unknown until recovery has looked.
@@ -109,6 +109,14 @@ pub enum Error {
         /// The log directory.
         path: PathBuf,
     },
+}
+
+fn holder_text(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) if pid == std::process::id() => format!("this process, {pid}"),
+        Some(pid) => format!("process {pid}"),
+        None => "holder unknown".to_string(),
+    }
 }
 
 /// Why data is corrupt.

@@ -85,7 +85,10 @@ fn sigkill_never_loses_acknowledged_records() {
         }
         if round == 0 {
             match Log::open(dir.path(), options()) {
-                Err(Error::Locked { path }) => assert_eq!(path, dir.path()),
+                Err(Error::Locked { path, holder_pid }) => {
+                    assert_eq!(path, dir.path());
+                    assert_eq!(holder_pid, Some(child.id()), "the refusal names the holder");
+                }
                 other => panic!("second writer must be refused while the child runs: {other:?}"),
             }
         }

@@ -133,7 +133,14 @@ fn a_second_writer_is_locked_out_and_a_reader_is_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Log::open(dir.path(), Default::default()).expect("open");
     match Log::open(dir.path(), Default::default()) {
-        Err(e @ Error::Locked { .. }) => assert!(e.to_string().contains("locked")),
+        Err(e @ Error::Locked { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("locked by another writer"), "{message}");
+            assert!(
+                message.contains(&format!("this process, {}", std::process::id())),
+                "{message}"
+            );
+        }
         other => panic!("expected Locked, got {other:?}"),
     }
     append_numbered(&log, 0, 3).expect("append");

@@ -277,3 +277,46 @@ fn streams_persist_across_reopen() {
     assert_eq!(store.list_streams().expect("list"), vec!["a".to_string()]);
     assert!(matches!(store.stream("b"), Err(Error::ResourceNotFound(_))));
 }
+
+#[test]
+fn closed_shards_disappear_once_their_data_has_expired() {
+    let disk = SimDisk::new();
+    let clock = ManualClock::at(1_000_000_000);
+    let store = Store::open_with("/sim/store", sim_store_options(&disk, &clock)).expect("store");
+    let config = StreamConfig {
+        retention: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
+    let stream = store.create_stream("s", &config).expect("create");
+    stream.put_record(entry("k", b"x"), None).expect("put");
+    stream
+        .split_shard("shardId-000000000000", &(1u128 << 127).to_string())
+        .expect("split");
+    clock.set(1_000_000_000 + 59_000);
+    assert_eq!(
+        stream.list_shards().expect("list").len(),
+        3,
+        "the parent is listed while its data lives"
+    );
+    clock.set(1_000_000_000 + 61_000);
+    let ids: Vec<String> = stream
+        .list_shards()
+        .expect("list")
+        .into_iter()
+        .map(|s| s.shard_id)
+        .collect();
+    assert_eq!(ids, ["shardId-000000000001", "shardId-000000000002"]);
+    let err = stream
+        .get_shard_iterator("shardId-000000000000", &ShardIteratorType::TrimHorizon)
+        .unwrap_err();
+    assert_eq!(err.kinesis_name(), "ResourceNotFoundException");
+}
+
+#[test]
+fn store_and_stream_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Store>();
+    shareable::<Stream>();
+    shareable::<shardlog::storage::Log>();
+    shareable::<shardlog::storage::LogReader>();
+}

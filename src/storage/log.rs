@@ -112,7 +112,10 @@ impl Log {
         let dir_lock = vfs
             .try_lock_dir(&dir)
             .map_err(|e| Error::io(dir.join("LOCK"), "lock", e))?
-            .ok_or_else(|| Error::Locked { path: dir.clone() })?;
+            .ok_or_else(|| Error::Locked {
+                holder_pid: vfs.lock_holder(&dir),
+                path: dir.clone(),
+            })?;
         let checkpoint = read_checkpoint(vfs.as_ref(), &dir)?;
         // KAFKA-10471: the clean mark goes before anything else is written, so that a crash
         // during this open can never be mistaken for a clean shutdown.

@@ -122,7 +122,16 @@ impl Vfs for RealFs {
         )
         .open(path.join("LOCK"))?;
         match file.try_lock_exclusive() {
-            Ok(()) => Ok(Some(Box::new(RealLock(file)))),
+            Ok(()) => {
+                // Name the holder for whoever is refused next; the lock itself is the flock.
+                file.set_len(0)?;
+                std::os::unix::fs::FileExt::write_all_at(
+                    &file,
+                    format!("{}\n", std::process::id()).as_bytes(),
+                    0,
+                )?;
+                Ok(Some(Box::new(RealLock(file))))
+            }
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.raw_os_error() == fs2::lock_contended_error().raw_os_error() =>

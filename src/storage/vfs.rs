@@ -83,8 +83,15 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     /// Maps a whole file read-only. Only immutable files are mapped, and mapped files are
     /// never truncated, so a mapping cannot fault.
     fn map(&self, path: &Path) -> io::Result<Mapped>;
-    /// Takes the exclusive lock of a directory, or `None` if another holder has it.
+    /// Takes the exclusive lock of a directory, or `None` if another holder has it. The
+    /// holder records its process id in the lock file.
     fn try_lock_dir(&self, path: &Path) -> io::Result<Option<Box<dyn DirLock>>>;
+
+    /// The process id recorded by the current holder of a directory's lock, if known.
+    fn lock_holder(&self, path: &Path) -> Option<u32> {
+        let bytes = self.read_file(&path.join("LOCK"), 32).ok()?;
+        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+    }
 
     /// Reads a whole file of at most `len_max` bytes; a longer file is `InvalidData`, so a
     /// damaged or foreign file can never make the reader allocate by its length.

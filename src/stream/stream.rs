@@ -152,7 +152,10 @@ impl Stream {
             Some(
                 vfs.try_lock_dir(&dir)
                     .map_err(|e| Error::io(dir.join("LOCK"), "lock", e))?
-                    .ok_or_else(|| Error::Locked { path: dir.clone() })?,
+                    .ok_or_else(|| Error::Locked {
+                        holder_pid: vfs.lock_holder(&dir),
+                        path: dir.clone(),
+                    })?,
             )
         } else {
             None
