@@ -1,6 +1,6 @@
 //! The stream manifest: settings, shards, hash ranges and lineage, replaced atomically.
 //!
-//! On disk (FORMAT.md §11): a 24-byte envelope (magic `SLGM`, version, reserved, JSON length,
+//! On disk (FORMAT.md §10): a 24-byte envelope (magic `SLGM`, version, reserved, JSON length,
 //! xxh3 of the JSON) followed by the JSON document of [`Manifest`].
 
 use serde::{Deserialize, Serialize};
