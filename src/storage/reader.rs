@@ -77,6 +77,17 @@ impl LogReader {
         read::sequence_at_timestamp(&segments, self.vfs.as_ref(), timestamp_ms)
     }
 
+    /// Verifies every batch, footer and sealed index as [`Log::verify`](super::Log::verify)
+    /// does, against the default index interval, without taking the writer's lock.
+    pub fn verify(&self) -> Result<super::VerifyReport> {
+        let segments = self.refresh()?;
+        Ok(super::verify::verify(
+            &segments,
+            self.vfs.as_ref(),
+            INDEX_INTERVAL_BYTES,
+        ))
+    }
+
     /// The oldest retained sequence number, as of now.
     pub fn first_sequence(&self) -> Result<u64> {
         Ok(self.refresh()?.first_sequence())

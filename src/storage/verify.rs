@@ -93,13 +93,15 @@ pub(crate) fn verify(segments: &Segments, vfs: &dyn Vfs, interval: u64) -> Verif
     }
     if let Some(active) = &segments.active {
         report.segments += 1;
-        let tip = active.tip();
+        // The whole file, not just the published tip: bytes after the last valid batch are a
+        // torn or corrupt tail (or, rarely, a write still in progress) and are reported.
+        let end = active.file.len().unwrap_or(active.tip().end);
         let mut cursor = ScanCursor::at_start(active.base);
         let mut implied = Vec::new();
         let stop = scan(
             Source::File(active.file.as_ref()),
             &mut cursor,
-            tip.end,
+            end,
             interval,
             &mut implied,
         );

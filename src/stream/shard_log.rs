@@ -51,6 +51,13 @@ impl ShardLog {
         }
     }
 
+    pub(crate) fn verify(&self) -> Result<crate::storage::VerifyReport> {
+        match self {
+            ShardLog::Writer(log) => Ok(log.verify()),
+            ShardLog::Reader(reader, _) => reader.verify(),
+        }
+    }
+
     pub(crate) fn next_sequence(&self) -> Result<u64> {
         match self {
             ShardLog::Writer(log) => Ok(log.next_sequence()),

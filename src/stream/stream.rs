@@ -727,6 +727,18 @@ impl Stream {
         Ok(())
     }
 
+    /// Reads and checks every batch of every shard (see [`Log::verify`]); one report per
+    /// shard, in shard-id order.
+    pub fn verify(&self) -> Result<Vec<(String, crate::storage::VerifyReport)>> {
+        self.refresh()?;
+        let state = self.read_state();
+        state
+            .shards
+            .values()
+            .map(|s| Ok((shard_id(s.meta.index), s.log.verify()?)))
+            .collect()
+    }
+
     /// Every shard within retention, open and closed, in shard-id order.
     pub fn list_shards(&self) -> Result<Vec<ShardDescription>> {
         self.refresh()?;
