@@ -99,6 +99,10 @@ pub enum Error {
     /// `LimitExceededException`).
     #[error("LimitExceededException: {0}")]
     LimitExceeded(String),
+    /// An event source mapping setting is out of range or malformed (Lambda
+    /// `InvalidParameterValueException`).
+    #[error("InvalidParameterValueException: {0}")]
+    InvalidParameterValue(String),
     /// The service failed to store a record (Kinesis `InternalFailure`); retrying may
     /// succeed, and the store's log names the cause.
     #[error("InternalFailure: {0}")]
@@ -184,6 +188,7 @@ impl Error {
             Error::LimitExceeded(_) => "LimitExceededException",
             Error::InvalidArgument(_) | Error::InvalidBatch(_) => "InvalidArgumentException",
             Error::Internal(_) => "InternalFailure",
+            Error::InvalidParameterValue(_) => "InvalidParameterValueException",
             _ => "InternalFailure",
         }
     }

@@ -29,6 +29,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod consumer;
 pub mod error;
 pub mod format;
 pub mod producer;

@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod codec;
+pub mod envelope;
 pub mod index;
 pub mod kpl;
 pub mod le;

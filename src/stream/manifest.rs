@@ -6,14 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::hash_key::{parse_hash_key, HashKeyRange};
-use crate::format::le;
+use crate::format::envelope::{self, EnvelopeError};
 
 /// Magic bytes of a manifest file.
 pub const MANIFEST_MAGIC: [u8; 4] = *b"SLGM";
 /// The manifest version this build writes and reads.
 pub const MANIFEST_VERSION: u8 = 1;
-/// Length of the envelope before the JSON.
-pub const MANIFEST_HEADER_LEN: usize = 24;
 /// The largest manifest accepted (a stream of 10,000 shards fits easily).
 pub const MANIFEST_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
@@ -102,34 +100,15 @@ pub(crate) enum ManifestError {
 impl Manifest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let json = serde_json::to_vec_pretty(self).unwrap_or_default();
-        let mut out = Vec::with_capacity(MANIFEST_HEADER_LEN + json.len());
-        out.extend_from_slice(&MANIFEST_MAGIC);
-        out.push(MANIFEST_VERSION);
-        out.extend_from_slice(&[0, 0, 0]);
-        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        out.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&json).to_le_bytes());
-        out.extend_from_slice(&json);
-        out
+        envelope::encode(MANIFEST_MAGIC, MANIFEST_VERSION, &json)
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
-        if le::array::<4>(bytes, 0) != Some(MANIFEST_MAGIC) {
-            return Err(ManifestError::Corrupt("bad magic"));
-        }
-        match bytes.get(4) {
-            Some(&MANIFEST_VERSION) => {}
-            Some(&v) => return Err(ManifestError::UnsupportedVersion(v)),
-            None => return Err(ManifestError::Corrupt("truncated")),
-        }
-        let len = le::u64_at(bytes, 8).ok_or(ManifestError::Corrupt("truncated"))?;
-        let digest = le::u64_at(bytes, 16).ok_or(ManifestError::Corrupt("truncated"))?;
-        let json = bytes.get(MANIFEST_HEADER_LEN..).unwrap_or_default();
-        if json.len() as u64 != len {
-            return Err(ManifestError::Corrupt("length differs from the file"));
-        }
-        if xxhash_rust::xxh3::xxh3_64(json) != digest {
-            return Err(ManifestError::Corrupt("digest mismatch"));
-        }
+        let json =
+            envelope::decode(bytes, MANIFEST_MAGIC, MANIFEST_VERSION).map_err(|e| match e {
+                EnvelopeError::Corrupt(reason) => ManifestError::Corrupt(reason),
+                EnvelopeError::UnsupportedVersion(v) => ManifestError::UnsupportedVersion(v),
+            })?;
         let manifest: Manifest =
             serde_json::from_slice(json).map_err(|_| ManifestError::Corrupt("invalid JSON"))?;
         if manifest.shards.iter().any(|s| s.range().is_none()) {

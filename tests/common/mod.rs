@@ -185,3 +185,116 @@ pub fn read_in_lineage_order(
     }
     out
 }
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+    /// The time now.
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Mapping options for tests: no real sleeping; sleeps advance the hand-driven clock.
+pub fn test_mapping_options(clock: &ManualClock) -> shardlog::consumer::MappingOptions {
+    let advance = clock.clone();
+    shardlog::consumer::MappingOptions {
+        name: "test-fn".into(),
+        clock: clock.clock(),
+        sleeper: Arc::new(move |d| advance.advance(d)),
+        poll_interval: std::time::Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
+/// Records every event a function receives and answers with `respond`.
+pub struct Recorder<F> {
+    pub events: std::sync::Mutex<Vec<serde_json::Value>>,
+    pub raw: std::sync::Mutex<Vec<String>>,
+    pub respond: F,
+}
+
+impl<F> Recorder<F>
+where
+    F: Fn(&serde_json::Value, usize) -> shardlog::consumer::Invocation + Send + Sync,
+{
+    pub fn new(respond: F) -> Arc<Self> {
+        Arc::new(Recorder {
+            events: std::sync::Mutex::new(Vec::new()),
+            raw: std::sync::Mutex::new(Vec::new()),
+            respond,
+        })
+    }
+    /// Data of every record delivered, in delivery order, per invocation.
+    pub fn batches(&self) -> Vec<Vec<String>> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["Records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        use base64::Engine;
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(r["kinesis"]["data"].as_str().unwrap())
+                            .unwrap();
+                        String::from_utf8(bytes).unwrap()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl<F> shardlog::consumer::Function for Recorder<F>
+where
+    F: Fn(&serde_json::Value, usize) -> shardlog::consumer::Invocation + Send + Sync,
+{
+    fn invoke(&self, _lane: usize, event: &str) -> shardlog::consumer::Invocation {
+        let value: serde_json::Value = serde_json::from_str(event).expect("event JSON");
+        self.raw.lock().unwrap().push(event.to_string());
+        let n = {
+            let mut events = self.events.lock().unwrap();
+            events.push(value.clone());
+            events.len()
+        };
+        (self.respond)(&value, n)
+    }
+}
+
+/// A store with one stream on a simulated disk.
+pub fn esm_stream(
+    disk: &SimDisk,
+    clock: &ManualClock,
+    shards: u32,
+) -> (shardlog::stream::Store, Arc<shardlog::stream::Stream>) {
+    let store = shardlog::stream::Store::open_with("/sim/store", sim_store_options(disk, clock))
+        .expect("store");
+    let stream = store
+        .create_stream(
+            "events",
+            &shardlog::stream::StreamConfig {
+                shard_count: shards,
+                ..Default::default()
+            },
+        )
+        .expect("create");
+    (store, stream)
+}
+
+/// Puts records `data` with key `key`, one put each.
+pub fn put_all(stream: &shardlog::stream::Stream, key: &str, data: &[&str]) -> Vec<String> {
+    data.iter()
+        .map(|d| {
+            stream
+                .put_record(entry(key, d.as_bytes()), None)
+                .expect("put")
+                .sequence_number
+        })
+        .collect()
+}

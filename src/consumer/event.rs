@@ -1,0 +1,182 @@
+//! The exact Lambda Kinesis event and the on-failure destination record.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Serialize;
+
+/// Identity of the mapping as it appears in events and failure records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingIdentity {
+    /// `arn:aws:kinesis:{region}:{account}:stream/{name}`.
+    pub stream_arn: String,
+    /// `arn:aws:lambda:{region}:{account}:function:{mapping}`.
+    pub function_arn: String,
+    /// `arn:aws:iam::{account}:role/{mapping}`.
+    pub role_arn: String,
+    /// The region.
+    pub region: String,
+}
+
+/// One record of a poll, as the mapping holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolledRecord {
+    /// The shard it came from.
+    pub shard_id: String,
+    /// Its sequence number.
+    pub sequence_number: String,
+    /// Its partition key.
+    pub partition_key: String,
+    /// Its data, as stored (KPL aggregates are not expanded).
+    pub data: Vec<u8>,
+    /// Arrival time in ms.
+    pub arrival_ms: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisPart<'a> {
+    kinesis_schema_version: &'a str,
+    partition_key: &'a str,
+    sequence_number: &'a str,
+    data: String,
+    approximate_arrival_timestamp: f64,
+}
+
+#[derive(Serialize)]
+struct EventRecord<'a> {
+    kinesis: KinesisPart<'a>,
+    #[serde(rename = "eventSource")]
+    event_source: &'a str,
+    #[serde(rename = "eventVersion")]
+    event_version: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: String,
+    #[serde(rename = "eventName")]
+    event_name: &'a str,
+    #[serde(rename = "invokeIdentityArn")]
+    invoke_identity_arn: &'a str,
+    #[serde(rename = "awsRegion")]
+    aws_region: &'a str,
+    #[serde(rename = "eventSourceARN")]
+    event_source_arn: &'a str,
+}
+
+/// The JSON of one event record, in AWS's key order.
+pub fn event_record_json(record: &PolledRecord, id: &MappingIdentity) -> String {
+    let event = EventRecord {
+        kinesis: KinesisPart {
+            kinesis_schema_version: "1.0",
+            partition_key: &record.partition_key,
+            sequence_number: &record.sequence_number,
+            data: STANDARD.encode(&record.data),
+            approximate_arrival_timestamp: record.arrival_ms as f64 / 1000.0,
+        },
+        event_source: "aws:kinesis",
+        event_version: "1.0",
+        event_id: format!("{}:{}", record.shard_id, record.sequence_number),
+        event_name: "aws:kinesis:record",
+        invoke_identity_arn: &id.role_arn,
+        aws_region: &id.region,
+        event_source_arn: &id.stream_arn,
+    };
+    serde_json::to_string(&event).unwrap_or_default()
+}
+
+/// Bytes of the `{"Records":[...]}` wrapper around the record JSONs (plus commas).
+pub const EVENT_ENVELOPE_BYTES: usize = r#"{"Records":[]}"#.len();
+
+/// The invocation payload from record JSONs; `extra` adds top-level fields (tumbling windows).
+pub fn event_json(
+    records: &[&str],
+    extra: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> String {
+    let mut out = String::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 64);
+    out.push_str(r#"{"Records":["#);
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(record);
+    }
+    out.push(']');
+    if let Some(extra) = extra {
+        for (key, value) in extra {
+            out.push(',');
+            out.push_str(&serde_json::to_string(key).unwrap_or_default());
+            out.push(':');
+            out.push_str(&value.to_string());
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// ISO-8601 UTC with milliseconds and `Z`.
+pub fn iso_ms(ms: i64) -> String {
+    let time =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Why a batch was discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The retry quota is used up.
+    RetryAttemptsExhausted,
+    /// Records passed `MaximumRecordAgeInSeconds`.
+    RecordAgeExceeded,
+}
+
+/// Builds the on-failure destination record for a discarded batch (AWS's shape and key order).
+pub fn failure_record(
+    id: &MappingIdentity,
+    request_id: &str,
+    condition: Condition,
+    invoke_count: u64,
+    function_error: Option<&str>,
+    now_ms: i64,
+    batch: &[PolledRecord],
+) -> String {
+    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+        return String::new();
+    };
+    let condition_name = match condition {
+        Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+        Condition::RecordAgeExceeded => "RecordAgeExceeded",
+    };
+    let mut record = serde_json::Map::new();
+    record.insert(
+        "requestContext".into(),
+        serde_json::json!({
+            "requestId": request_id,
+            "functionArn": id.function_arn,
+            "condition": condition_name,
+            "approximateInvokeCount": invoke_count,
+        }),
+    );
+    if condition == Condition::RetryAttemptsExhausted {
+        record.insert(
+            "responseContext".into(),
+            serde_json::json!({
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": function_error,
+            }),
+        );
+    }
+    record.insert("version".into(), "1.0".into());
+    record.insert("timestamp".into(), iso_ms(now_ms).into());
+    record.insert(
+        "KinesisBatchInfo".into(),
+        serde_json::json!({
+            "shardId": first.shard_id,
+            "startSequenceNumber": first.sequence_number,
+            "endSequenceNumber": last.sequence_number,
+            "approximateArrivalOfFirstRecord": iso_ms(first.arrival_ms),
+            "approximateArrivalOfLastRecord": iso_ms(last.arrival_ms),
+            "batchSize": batch.len(),
+            "streamArn": id.stream_arn,
+        }),
+    );
+    serde_json::Value::Object(record).to_string()
+}

@@ -1,0 +1,122 @@
+//! The function a mapping invokes: any [`Function`], or [`ExecFunction`], which runs a command
+//! per batch with the event JSON on stdin and reads the response JSON from stdout, so a handler
+//! written for Lambda runs unchanged.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    /// The function returned; `None` when it returned nothing.
+    Returned(Option<Value>),
+    /// The function failed (an exception, a crash, a non-zero exit, a timeout): Lambda's
+    /// `FunctionError: "Unhandled"`. Counts as an attempt.
+    FunctionError(String),
+    /// The function could not be invoked (throttled, service error): retried without
+    /// counting as an attempt.
+    ServiceError(String),
+}
+
+/// A function invoked with the Lambda Kinesis event (JSON).
+pub trait Function: Send + Sync {
+    /// Invokes the function for one batch. `lane` is the batch's lane within its shard
+    /// (`0..ParallelizationFactor`); lanes of one shard may be invoked concurrently.
+    fn invoke(&self, lane: usize, event: &str) -> Invocation;
+}
+
+impl<F: Fn(&str) -> Invocation + Send + Sync> Function for F {
+    fn invoke(&self, _lane: usize, event: &str) -> Invocation {
+        self(event)
+    }
+}
+
+/// Lambda's default function timeout.
+pub const FUNCTION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
+
+/// Runs `sh -c COMMAND` per batch: event JSON on stdin, response JSON on stdout; a non-zero
+/// exit or passing the timeout is a function error.
+#[derive(Debug, Clone)]
+pub struct ExecFunction {
+    command: String,
+    timeout: Duration,
+}
+
+impl ExecFunction {
+    /// A function running `command` with `timeout` per invocation.
+    pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
+        ExecFunction {
+            command: command.into(),
+            timeout,
+        }
+    }
+}
+
+impl Function for ExecFunction {
+    fn invoke(&self, _lane: usize, event: &str) -> Invocation {
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(e) => {
+                return Invocation::ServiceError(format!("cannot start '{}': {e}", self.command))
+            }
+        };
+        let stdin = child.stdin.take();
+        let event = event.to_string();
+        let writer = std::thread::spawn(move || {
+            if let Some(mut stdin) = stdin {
+                // A handler that exits without reading its input is not an error here.
+                let _ = stdin.write_all(event.as_bytes());
+            }
+        });
+        let stdout = child.stdout.take();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut stdout) = stdout {
+                let _ = stdout.read_to_end(&mut out);
+            }
+            out
+        });
+        let started = Instant::now();
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if started.elapsed() >= self.timeout => break None,
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(e) => {
+                    return Invocation::ServiceError(format!("waiting for '{}': {e}", self.command))
+                }
+            }
+        };
+        let Some(status) = status else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Invocation::FunctionError(format!(
+                "Task timed out after {:.2} seconds",
+                self.timeout.as_secs_f64()
+            ));
+        };
+        let _ = writer.join();
+        let out = reader.join().unwrap_or_default();
+        if !status.success() {
+            return Invocation::FunctionError(format!("'{}' exited with {status}", self.command));
+        }
+        let text = String::from_utf8_lossy(&out);
+        let text = text.trim();
+        if text.is_empty() {
+            return Invocation::Returned(None);
+        }
+        Invocation::Returned(Some(
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+        ))
+    }
+}

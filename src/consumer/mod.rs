@@ -1,0 +1,32 @@
+//! The consumer layer: event source mappings with AWS Lambda's semantics for Kinesis
+//! (`../shared/reference/esm-kinesis-semantics.md` part 3): batching, parallelization by
+//! partition key, retries, record age, bisect, partial batch responses, filters, on-failure
+//! destinations, durable checkpoints and metrics. It reads only through [`RecordSource`].
+
+mod checkpoint;
+mod config;
+mod destination;
+mod event;
+mod filter;
+mod function;
+mod mapping;
+mod metrics;
+mod poller;
+mod response;
+mod source;
+
+pub use checkpoint::{CheckpointStore, ShardCheckpoint, CHECKPOINTS_MAGIC, CHECKPOINTS_VERSION};
+pub use config::{
+    DestinationConfig, EsmConfig, Filter, FilterCriteria, OnFailure, StartingPosition,
+};
+pub use destination::Destination;
+pub use event::{
+    event_record_json, failure_record, iso_ms, Condition, MappingIdentity, PolledRecord,
+};
+pub use filter::{Filters, Pattern};
+pub use function::{ExecFunction, Function, Invocation, FUNCTION_TIMEOUT_DEFAULT};
+pub use mapping::{EventSourceMapping, MappingOptions};
+pub use metrics::{Counters, MetricsSnapshot};
+pub use poller::INVOKE_PAYLOAD_BYTES_MAX;
+pub use response::{judge, BatchVerdict};
+pub use source::RecordSource;

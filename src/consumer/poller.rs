@@ -1,0 +1,361 @@
+//! One shard's poller: read, filter, batch (BatchSize, window, 6 MB), invoke with Lambda's
+//! retry, record-age, bisect and partial-failure rules, report discarded batches, checkpoint.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::checkpoint::ShardCheckpoint;
+use super::config::StartingPosition;
+use super::event::{
+    event_json, event_record_json, failure_record, Condition, PolledRecord, EVENT_ENVELOPE_BYTES,
+};
+use super::function::Invocation;
+use super::mapping::EventSourceMapping;
+use super::response::{judge, BatchVerdict};
+use crate::error::{Error, Result};
+use crate::stream::ShardIteratorType;
+
+/// Lambda's synchronous invocation payload limit: 6 MB.
+pub const INVOKE_PAYLOAD_BYTES_MAX: usize = 6 * 1000 * 1000;
+
+/// A record with its event JSON, built once.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    record: PolledRecord,
+    json: String,
+}
+
+impl EventSourceMapping {
+    fn start_position(&self, shard: &str) -> ShardIteratorType {
+        if let Some(ShardCheckpoint {
+            sequence_number: Some(seq),
+            ..
+        }) = self.checkpoints.get(shard)
+        {
+            return ShardIteratorType::AfterSequenceNumber(seq);
+        }
+        match self.config.starting_position {
+            Some(StartingPosition::Latest) => ShardIteratorType::Latest,
+            Some(StartingPosition::AtTimestamp) => ShardIteratorType::AtTimestamp(
+                (self.config.starting_position_timestamp.unwrap_or(0.0) * 1000.0) as i64,
+            ),
+            _ => ShardIteratorType::TrimHorizon,
+        }
+    }
+
+    fn checkpoint(&self, shard: &str, sequence_number: &str, finished: bool) -> Result<()> {
+        self.checkpoints.set(
+            shard,
+            ShardCheckpoint {
+                sequence_number: Some(sequence_number.to_string()),
+                finished,
+            },
+        )
+    }
+
+    /// Polls one shard until it is finished, idle (when asked) or stopped.
+    pub(crate) fn poll_shard(
+        &self,
+        shard: &str,
+        stop: &AtomicBool,
+        until_idle: bool,
+    ) -> Result<()> {
+        let mut iterator = self
+            .source
+            .get_shard_iterator(shard, &self.start_position(shard))?;
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending_bytes = EVENT_ENVELOPE_BYTES;
+        let mut read_upto: Option<String> = None;
+        let window_ms = i64::from(self.config.maximum_batching_window_in_seconds) * 1000;
+        let mut window_start = self.options.clock.now_ms();
+        let batch_size = self.config.batch_size as usize;
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let want = batch_size.saturating_sub(pending.len()).max(1);
+            let page = match self.source.get_records(&iterator, want) {
+                Ok(page) => page,
+                Err(Error::ProvisionedThroughputExceeded(_)) => {
+                    self.backoff(1);
+                    continue;
+                }
+                Err(Error::ExpiredIterator(_)) => {
+                    // Resume from the checkpoint, never from the starting position.
+                    iterator = self
+                        .source
+                        .get_shard_iterator(shard, &self.start_position(shard))?;
+                    pending.clear();
+                    pending_bytes = EVENT_ENVELOPE_BYTES;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let count = page.records.len() as u64;
+            self.metrics
+                .update(shard, |c| c.polled_event_count += count);
+            for r in page.records {
+                read_upto = Some(r.sequence_number.clone());
+                let seconds = r.approximate_arrival_timestamp_ms as f64 / 1000.0;
+                if !self
+                    .filters
+                    .keep(&r.partition_key, &r.sequence_number, seconds, &r.data)
+                {
+                    self.metrics
+                        .update(shard, |c| c.filtered_out_event_count += 1);
+                    continue;
+                }
+                let record = PolledRecord {
+                    shard_id: shard.to_string(),
+                    sequence_number: r.sequence_number,
+                    partition_key: r.partition_key,
+                    data: r.data,
+                    arrival_ms: r.approximate_arrival_timestamp_ms,
+                };
+                let json = event_record_json(&record, &self.identity);
+                // 6 MB: invoke what is gathered before this record would pass the limit.
+                if !pending.is_empty() && pending_bytes + json.len() + 1 > INVOKE_PAYLOAD_BYTES_MAX
+                {
+                    let last = pending.last().map(|p| p.record.sequence_number.clone());
+                    self.process_batch(shard, std::mem::take(&mut pending))?;
+                    pending_bytes = EVENT_ENVELOPE_BYTES;
+                    if let Some(last) = last {
+                        self.checkpoint(shard, &last, false)?;
+                    }
+                    window_start = self.options.clock.now_ms();
+                }
+                pending_bytes += json.len() + 1;
+                pending.push(Pending { record, json });
+            }
+            let end_of_shard = page.next_shard_iterator.is_none();
+            let caught_up = page.millis_behind_latest == 0 && (count as usize) < want;
+            let window_over = self.options.clock.now_ms().saturating_sub(window_start) >= window_ms;
+            let flush =
+                pending.len() >= batch_size || end_of_shard || (window_over && !pending.is_empty());
+            if flush {
+                if !pending.is_empty() {
+                    self.process_batch(shard, std::mem::take(&mut pending))?;
+                    pending_bytes = EVENT_ENVELOPE_BYTES;
+                }
+                window_start = self.options.clock.now_ms();
+            }
+            if pending.is_empty() {
+                if let Some(seq) = &read_upto {
+                    self.checkpoint(shard, seq, false)?;
+                }
+            }
+            match page.next_shard_iterator {
+                None => {
+                    let last = read_upto
+                        .clone()
+                        .or_else(|| self.checkpoints.get(shard).and_then(|c| c.sequence_number));
+                    self.checkpoints.set(
+                        shard,
+                        ShardCheckpoint {
+                            sequence_number: last,
+                            finished: true,
+                        },
+                    )?;
+                    return Ok(());
+                }
+                Some(next) => iterator = next,
+            }
+            if caught_up {
+                if until_idle && pending.is_empty() {
+                    return Ok(());
+                }
+                (self.options.sleeper)(self.options.poll_interval);
+            }
+        }
+    }
+
+    /// Processes one batch, split into lanes by partition key when ParallelizationFactor > 1
+    /// (per-key order holds; lanes run concurrently); returns when every lane is done.
+    fn process_batch(&self, shard: &str, batch: Vec<Pending>) -> Result<()> {
+        let lanes = self.config.parallelization_factor as usize;
+        if lanes <= 1 {
+            return self.process_lane(shard, 0, batch);
+        }
+        let mut by_lane: Vec<Vec<Pending>> = vec![Vec::new(); lanes];
+        for p in batch {
+            let lane = (xxhash_rust::xxh3::xxh3_64(p.record.partition_key.as_bytes())
+                % lanes as u64) as usize;
+            if let Some(slot) = by_lane.get_mut(lane) {
+                slot.push(p);
+            }
+        }
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = by_lane
+                .into_iter()
+                .enumerate()
+                .filter(|(_, records)| !records.is_empty())
+                .map(|(lane, records)| scope.spawn(move || self.process_lane(shard, lane, records)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Internal("a lane panicked".into())))
+                })
+                .collect::<Result<Vec<()>>>()
+                .map(|_| ())
+        })
+    }
+
+    fn exhausted(&self, invokes: u64) -> bool {
+        self.config.maximum_retry_attempts >= 0
+            && invokes > self.config.maximum_retry_attempts as u64
+    }
+
+    /// Invokes one lane's records until each is done, filtered or discarded.
+    fn process_lane(&self, shard: &str, lane: usize, records: Vec<Pending>) -> Result<()> {
+        let mut queue: VecDeque<(Vec<Pending>, u64)> = VecDeque::from([(records, 0)]);
+        let max_age_ms = self
+            .config
+            .maximum_record_age_in_seconds
+            .saturating_mul(1000);
+        while let Some((mut batch, mut invokes)) = queue.pop_front() {
+            if max_age_ms >= 0 {
+                let now = self.options.clock.now_ms();
+                let (expired, young): (Vec<Pending>, Vec<Pending>) = batch
+                    .into_iter()
+                    .partition(|p| now.saturating_sub(p.record.arrival_ms) > max_age_ms);
+                if !expired.is_empty() {
+                    self.discard(
+                        shard,
+                        &expired,
+                        Condition::RecordAgeExceeded,
+                        invokes.max(1),
+                        None,
+                    )?;
+                }
+                batch = young;
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            invokes += 1;
+            let len = batch.len() as u64;
+            let now = self.options.clock.now_ms();
+            let age = batch
+                .last()
+                .map_or(0, |p| now.saturating_sub(p.record.arrival_ms).max(0) as u64);
+            let jsons: Vec<&str> = batch.iter().map(|p| p.json.as_str()).collect();
+            let event = event_json(&jsons, None);
+            let outcome = self.function.invoke(lane, &event);
+            let counted = !matches!(outcome, Invocation::ServiceError(_));
+            self.metrics.update(shard, |c| {
+                if counted {
+                    c.invocations += 1;
+                    c.invoked_event_count += len;
+                    c.iterator_age = age;
+                } else {
+                    c.throttles += 1;
+                }
+            });
+            match outcome {
+                Invocation::ServiceError(_) => {
+                    // Never reached the function: retried without using an attempt.
+                    self.backoff(invokes);
+                    queue.push_front((batch, invokes - 1));
+                }
+                Invocation::FunctionError(_) => {
+                    self.metrics.update(shard, |c| {
+                        c.errors += 1;
+                        c.failed_invoke_event_count += len;
+                    });
+                    if self.config.bisect_batch_on_function_error && batch.len() > 1 {
+                        // Halves start afresh: a split is not a retry.
+                        let second = batch.split_off(batch.len() / 2);
+                        queue.push_front((second, 0));
+                        queue.push_front((batch, 0));
+                    } else if self.exhausted(invokes) {
+                        self.discard(
+                            shard,
+                            &batch,
+                            Condition::RetryAttemptsExhausted,
+                            invokes,
+                            Some("Unhandled"),
+                        )?;
+                    } else {
+                        self.backoff(invokes);
+                        queue.push_front((batch, invokes));
+                    }
+                }
+                Invocation::Returned(response) => {
+                    if !self.config.reports_batch_item_failures() {
+                        continue;
+                    }
+                    let seqs: Vec<&str> = batch
+                        .iter()
+                        .map(|p| p.record.sequence_number.as_str())
+                        .collect();
+                    let retry_from = match judge(response.as_ref(), &seqs) {
+                        BatchVerdict::Success => continue,
+                        BatchVerdict::RetryFrom(index) => index,
+                        BatchVerdict::WholeFailure => 0,
+                    };
+                    let rest = batch.split_off(retry_from.min(batch.len()));
+                    let failed = rest.len() as u64;
+                    self.metrics
+                        .update(shard, |c| c.failed_invoke_event_count += failed);
+                    // Everything before the lowest failure is done: checkpoint it.
+                    if let (Some(done), 1) = (batch.last(), self.config.parallelization_factor) {
+                        self.checkpoint(shard, &done.record.sequence_number, false)?;
+                    }
+                    if self.exhausted(invokes) {
+                        self.discard(
+                            shard,
+                            &rest,
+                            Condition::RetryAttemptsExhausted,
+                            invokes,
+                            None,
+                        )?;
+                    } else {
+                        self.backoff(invokes);
+                        queue.push_front((rest, invokes));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports a discarded batch to the destination (or counts it dropped).
+    fn discard(
+        &self,
+        shard: &str,
+        batch: &[Pending],
+        condition: Condition,
+        invokes: u64,
+        function_error: Option<&str>,
+    ) -> Result<()> {
+        let len = batch.len() as u64;
+        if !self.destination.is_some() {
+            self.metrics.update(shard, |c| c.dropped_event_count += len);
+            return Ok(());
+        }
+        let records: Vec<PolledRecord> = batch.iter().map(|p| p.record.clone()).collect();
+        let request_id = self.request_id();
+        let now = self.options.clock.now_ms();
+        let record = failure_record(
+            &self.identity,
+            &request_id,
+            condition,
+            invokes,
+            function_error,
+            now,
+            &records,
+        );
+        match self.destination.deliver(shard, &record) {
+            Ok(()) => self.metrics.update(shard, |c| {
+                c.on_failure_destination_delivered_event_count += len
+            }),
+            Err(_) => self.metrics.update(shard, |c| {
+                c.destination_delivery_failures += 1;
+                c.dropped_event_count += len;
+            }),
+        }
+        Ok(())
+    }
+}
