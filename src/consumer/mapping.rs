@@ -153,6 +153,7 @@ impl EventSourceMapping {
         if !self.config.enabled {
             return Ok(());
         }
+        let (exited_tx, exited_rx) = std::sync::mpsc::channel::<()>();
         std::thread::scope(|scope| -> Result<()> {
             let mut running: BTreeMap<String, std::thread::ScopedJoinHandle<'_, Result<()>>> =
                 BTreeMap::new();
@@ -206,13 +207,21 @@ impl EventSourceMapping {
                     }
                     startable += 1;
                     let id = shard.shard_id.clone();
-                    let handle = scope.spawn(move || self.poll_shard(&id, stop, until_idle));
+                    let tx = exited_tx.clone();
+                    let handle = scope.spawn(move || {
+                        let result = self.poll_shard(&id, stop, until_idle);
+                        let _ = tx.send(());
+                        result
+                    });
                     running.insert(shard.shard_id.clone(), handle);
                 }
                 if until_idle && running.is_empty() && startable == 0 {
                     break;
                 }
-                (self.options.sleeper)(self.options.poll_interval.min(Duration::from_millis(50)));
+                // Wake when a poller exits (its children may start) or, to discover new shards,
+                // after a poll interval of real time: the coordinator never moves a test clock.
+                let _ =
+                    exited_rx.recv_timeout(self.options.poll_interval.min(Duration::from_secs(1)));
             }
             for (_, handle) in running {
                 match handle.join() {

@@ -298,3 +298,39 @@ pub fn put_all(stream: &shardlog::stream::Stream, key: &str, data: &[&str]) -> V
         })
         .collect()
 }
+
+/// A mapping over `stream` with a file destination (if `dest` is given) and test options.
+pub fn esm_mapping(
+    stream: &Arc<shardlog::stream::Stream>,
+    disk: &SimDisk,
+    clock: &ManualClock,
+    function: Arc<dyn shardlog::consumer::Function>,
+    config_json: &str,
+    dest: Option<&Path>,
+) -> shardlog::consumer::EventSourceMapping {
+    use shardlog::consumer::*;
+    let checkpoints = Arc::new(
+        CheckpointStore::open("/sim/mappings/m/checkpoints", Arc::new(disk.clone()))
+            .expect("checkpoints"),
+    );
+    let destination = dest.map_or(Destination::None, Destination::file);
+    let config = EsmConfig::from_json(config_json).expect("config");
+    EventSourceMapping::new(
+        config,
+        stream.clone(),
+        function,
+        destination,
+        checkpoints,
+        test_mapping_options(clock),
+    )
+    .expect("mapping")
+}
+
+/// The failure records written to a JSON-lines destination file.
+pub fn failure_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("failure record JSON"))
+        .collect()
+}
