@@ -2,6 +2,7 @@
 //! 1 when the command ran and found a problem (a failed record, corruption), 2 when it could
 //! not run (bad arguments, unknown stream, locked, I/O).
 
+mod consume;
 mod dump;
 mod get;
 mod put;
@@ -37,6 +38,8 @@ enum Command {
     PutLines(put::PutLinesArgs),
     /// Print a shard's records as JSON lines.
     Get(get::GetArgs),
+    /// Run an event source mapping whose function is a command.
+    Consume(Box<consume::ConsumeArgs>),
     /// Split, merge or scale shards.
     Reshard(reshard::ReshardArgs),
     /// Read every batch of every shard and check it; exit 1 on corruption.
@@ -132,6 +135,7 @@ pub fn run() -> ExitCode {
         Command::PutLines(args) => put::run_put_lines(&dir, args),
         Command::Get(args) => get::run(&dir, args),
         Command::Reshard(args) => reshard::run(&dir, args),
+        Command::Consume(args) => consume::run(&dir, *args),
         Command::Verify(args) => verify::run(&dir, args),
         Command::Dump(args) => dump::run(&args).map_err(Failure::usage),
     };
