@@ -426,3 +426,57 @@ fn errors_are_one_line_with_a_nonzero_exit() {
         "{report}"
     );
 }
+
+#[test]
+fn bench_runs_every_phase_and_reports_the_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = shardlog(
+        dir.path(),
+        &[
+            "bench",
+            "--records",
+            "5000",
+            "--durable-records",
+            "1000",
+            "--json",
+            "--dir",
+            dir.path().join("b").to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let ratios = report["ratios"].as_object().expect("ratios");
+    let mut keys: Vec<&str> = ratios.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "append_vs_naive",
+            "clean_reopen_vs_verify",
+            "consume_vs_get_records",
+            "durable_p99_vs_fdatasync_p50",
+            "durable_vs_fdatasync",
+            "read_vs_naive",
+            "zstd_append_vs_naive",
+            "zstd_disk_vs_naive",
+        ]
+    );
+    assert!(
+        ratios
+            .values()
+            .all(|v| v.as_f64().is_some_and(|x| x.is_finite() && x > 0.0)),
+        "{ratios:?}"
+    );
+    assert!(report["peak_rss_bytes"].as_u64().unwrap() > 0);
+    let figures = &report["figures"];
+    assert_eq!(
+        figures["poison_found_in_destination"],
+        figures["poison_planted"]
+    );
+    assert!(figures["poison_planted"].as_u64().unwrap() > 0);
+    assert_eq!(figures["verify_problems"], 0);
+}

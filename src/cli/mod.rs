@@ -2,6 +2,7 @@
 //! 1 when the command ran and found a problem (a failed record, corruption), 2 when it could
 //! not run (bad arguments, unknown stream, locked, I/O).
 
+mod bench;
 mod consume;
 mod dump;
 mod get;
@@ -44,6 +45,8 @@ enum Command {
     Reshard(reshard::ReshardArgs),
     /// Read every batch of every shard and check it; exit 1 on corruption.
     Verify(verify::VerifyArgs),
+    /// Run a realistic pipeline on generated data and print each figure beside a baseline.
+    Bench(bench::BenchArgs),
     /// Print a segment, index or checkpoint file in human-readable form, batch by batch.
     Dump(dump::DumpArgs),
 }
@@ -137,6 +140,7 @@ pub fn run() -> ExitCode {
         Command::Reshard(args) => reshard::run(&dir, args),
         Command::Consume(args) => consume::run(&dir, *args),
         Command::Verify(args) => verify::run(&dir, args),
+        Command::Bench(args) => bench::run(args),
         Command::Dump(args) => dump::run(&args).map_err(Failure::usage),
     };
     match result {

@@ -1,0 +1,534 @@
+//! `shardlog bench`: a realistic pipeline on generated data — produce, read back, produce
+//! compressed, produce durably from 8 threads, consume through an event source mapping with
+//! planted poison records, reopen — each figure beside a baseline measured in the same run.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::json;
+use shardlog::consumer::{
+    CheckpointStore, Destination, EsmConfig, EventSourceMapping, Invocation, MappingOptions,
+};
+use shardlog::format::codec::Compression;
+use shardlog::storage::{Durability, RealFs, SimRng};
+use shardlog::stream::{PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig};
+
+use super::{Failure, Outcome};
+
+/// Arguments of `shardlog bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Records to produce.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// Bytes per record.
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// Shards of the stream.
+    #[arg(long, default_value_t = 4)]
+    shards: u32,
+    /// Producer threads.
+    #[arg(long, default_value_t = 4)]
+    producer_threads: usize,
+    /// Records per put_records call.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Records of the durable (Always, 8 threads) phase.
+    #[arg(long, default_value_t = 40_000)]
+    durable_records: usize,
+    /// Keep the data here instead of a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+const POISON_KEY: &str = "poison";
+
+/// The records of a run, generated on demand from their index, so none is held in memory.
+#[derive(Debug, Clone, Copy)]
+struct Workload {
+    count: usize,
+    size: usize,
+    poison_every: usize,
+}
+
+impl Workload {
+    fn record(&self, i: usize) -> Vec<u8> {
+        let mut rng = SimRng::new(0x5eed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        event(&mut rng, i, self.size)
+    }
+
+    fn key(&self, i: usize) -> String {
+        if i % self.poison_every == self.poison_every / 2 {
+            format!("{POISON_KEY}-{i}")
+        } else {
+            format!("user-{}", i % 1000)
+        }
+    }
+
+    fn payload_bytes(&self) -> u64 {
+        (self.count * self.size) as u64
+    }
+}
+
+/// Seeded, varied JSON events: ids, timestamps, numbers and words, padded to `size` with
+/// more words; never repeated, never zero bytes.
+fn event(rng: &mut SimRng, i: usize, size: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "click", "view", "purchase", "scroll", "search", "login", "logout", "cart", "checkout",
+        "refund", "share", "like", "comment", "follow", "play", "pause",
+    ];
+    let mut text = format!(
+        "{{\"id\":{i},\"ts\":{},\"user\":\"u{}\",\"kind\":\"{}\",\"amount\":{}.{:02},\"words\":\"",
+        1_700_000_000_000u64 + rng.below(86_400_000),
+        rng.below(100_000),
+        WORDS[rng.below(16) as usize],
+        rng.below(10_000),
+        rng.below(100)
+    );
+    while text.len() + 2 < size {
+        text.push_str(WORDS[rng.below(16) as usize]);
+        text.push(' ');
+        if rng.chance(20) {
+            text.push_str(&rng.below(1_000_000).to_string());
+            text.push(' ');
+        }
+    }
+    text.truncate(size.saturating_sub(2));
+    text.push_str("\"}");
+    text.into_bytes()
+}
+
+fn mbps(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn io_failure(what: &str, e: std::io::Error) -> Failure {
+    Failure::usage(format!("bench: {what}: {e}"))
+}
+
+/// The naive baseline: a buffered file of length-prefixed, CRC-checked records.
+fn naive(path: &Path, work: Workload) -> Result<(Duration, Duration, u64), Failure> {
+    let started = Instant::now();
+    let file = File::create(path).map_err(|e| io_failure("naive create", e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    for i in 0..work.count {
+        let r = &work.record(i);
+        out.write_all(&(r.len() as u32).to_le_bytes())
+            .and_then(|()| out.write_all(&crc32fast::hash(r).to_le_bytes()))
+            .and_then(|()| out.write_all(r))
+            .map_err(|e| io_failure("naive write", e))?;
+    }
+    out.flush().map_err(|e| io_failure("naive flush", e))?;
+    let write = started.elapsed();
+    let started = Instant::now();
+    let mut input = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).map_err(|e| io_failure("naive open", e))?,
+    );
+    let (mut header, mut buf, mut count) = ([0u8; 8], Vec::new(), 0usize);
+    while input.read_exact(&mut header).is_ok() {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        buf.resize(len, 0);
+        input
+            .read_exact(&mut buf)
+            .map_err(|e| io_failure("naive read", e))?;
+        if crc32fast::hash(&buf) != crc {
+            return Err(Failure::usage("bench: naive baseline read a bad CRC"));
+        }
+        count += 1;
+    }
+    if count != work.count {
+        return Err(Failure::usage("bench: naive baseline lost records"));
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| io_failure("naive stat", e))?
+        .len();
+    Ok((write, started.elapsed(), size))
+}
+
+/// Puts every record from `threads` threads in `put_records` calls; returns the elapsed time
+/// and every call's latency.
+fn produce(
+    stream: &Arc<Stream>,
+    work: Workload,
+    threads: usize,
+    batch: usize,
+) -> Result<(Duration, Vec<Duration>), Failure> {
+    let started = Instant::now();
+    let chunk = work.count.div_ceil(threads.max(1));
+    let handles: Vec<_> = (0..threads.max(1))
+        .map(|t| {
+            let stream = stream.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>, String> {
+                let mut latencies = Vec::new();
+                let start = t * chunk;
+                let end = (start + chunk).min(work.count);
+                let mut i = start;
+                while i < end {
+                    let stop = (i + batch).min(end);
+                    let mut entries: Vec<PutRecordsEntry> = (i..stop)
+                        .map(|j| PutRecordsEntry {
+                            data: work.record(j),
+                            partition_key: work.key(j),
+                            explicit_hash_key: None,
+                        })
+                        .collect();
+                    while !entries.is_empty() {
+                        let call = Instant::now();
+                        let out = stream.put_records(&entries).map_err(|e| e.to_string())?;
+                        latencies.push(call.elapsed());
+                        entries = entries
+                            .into_iter()
+                            .zip(out.records)
+                            .filter(|(_, r)| r.error_code.is_some())
+                            .map(|(e, _)| e)
+                            .collect();
+                    }
+                    i = stop;
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.extend(
+            h.join()
+                .map_err(|_| Failure::usage("bench: a producer panicked"))?
+                .map_err(Failure::usage)?,
+        );
+    }
+    latencies.sort();
+    Ok((started.elapsed(), latencies))
+}
+
+fn read_all(stream: &Stream) -> Result<(Duration, u64, u64), Failure> {
+    let started = Instant::now();
+    let (mut records, mut bytes) = (0u64, 0u64);
+    for shard in stream.list_shards()? {
+        let mut it =
+            Some(stream.get_shard_iterator(&shard.shard_id, &ShardIteratorType::TrimHorizon)?);
+        while let Some(iterator) = it {
+            let page = stream.get_records(&iterator, 10_000)?;
+            if page.records.is_empty() && page.millis_behind_latest == 0 {
+                break;
+            }
+            records += page.records.len() as u64;
+            bytes += page
+                .records
+                .iter()
+                .map(|r| r.data.len() as u64)
+                .sum::<u64>();
+            it = page.next_shard_iterator;
+        }
+    }
+    Ok((started.elapsed(), records, bytes))
+}
+
+/// A 1 MiB write + fdatasync loop, and the median latency of a 4 KiB write + fdatasync.
+fn fdatasync_baseline(dir: &Path) -> Result<(f64, Duration), Failure> {
+    let path = dir.join("fdatasync.bin");
+    let mut file = File::create(&path).map_err(|e| io_failure("fdatasync create", e))?;
+    let block = vec![0x5au8; 1 << 20];
+    let started = Instant::now();
+    for _ in 0..64 {
+        file.write_all(&block)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io_failure("fdatasync", e))?;
+    }
+    let bandwidth = mbps(64 << 20, started.elapsed());
+    let small = vec![0xa5u8; 4096];
+    let mut latencies: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = file.write_all(&small).and_then(|()| file.sync_data());
+            t.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    let _ = std::fs::remove_file(&path);
+    Ok((bandwidth, percentile(&latencies, 0.5)))
+}
+
+/// Runs the benchmark.
+pub fn run(args: BenchArgs) -> Outcome {
+    if args.records == 0 || args.record_size < 64 || args.batch_size == 0 || args.batch_size > 500 {
+        return Err(Failure::usage(
+            "bench: --records > 0, --record-size >= 64, --batch-size 1..=500",
+        ));
+    }
+    let temp;
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().map_err(|e| io_failure("tempdir", e))?;
+            temp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| io_failure("create dir", e))?;
+    let progress = if std::io::stderr().is_terminal() && !args.json {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let say = |what: &str| progress.set_message(what.to_string());
+    progress.enable_steady_tick(Duration::from_millis(200));
+
+    let work = Workload {
+        count: args.records,
+        size: args.record_size,
+        poison_every: (args.records / 5).max(1),
+    };
+    let poison_count = (0..work.count)
+        .filter(|&i| work.key(i).starts_with(POISON_KEY))
+        .count();
+    let payload_bytes = work.payload_bytes();
+
+    say("naive baseline");
+    let (naive_write, naive_read, naive_size) = naive(&dir.join("naive.log"), work)?;
+
+    say("produce");
+    let store = Store::open(dir.join("store"))?;
+    let config = StreamConfig {
+        shard_count: args.shards,
+        durability: Durability::None,
+        ..Default::default()
+    };
+    let stream = store.create_stream("bench", &config)?;
+    let (produce_time, latencies) = produce(&stream, work, args.producer_threads, args.batch_size)?;
+
+    say("read back");
+    let (read_time, read_records, read_bytes) = read_all(&stream)?;
+    if read_records != args.records as u64 {
+        return Err(Failure::usage(format!(
+            "bench: read {read_records} records, produced {}",
+            args.records
+        )));
+    }
+
+    say("produce with zstd");
+    let zstd_config = StreamConfig {
+        compression: Compression::Zstd { level: 1 },
+        ..config.clone()
+    };
+    let zstd = store.create_stream("bench-zstd", &zstd_config)?;
+    let (zstd_time, _) = produce(&zstd, work, args.producer_threads, args.batch_size)?;
+    let zstd_disk = dir_bytes(&dir.join("store/streams/bench-zstd"));
+    let raw_disk = dir_bytes(&dir.join("store/streams/bench"));
+
+    say("durable produce, 8 threads");
+    let (sync_bandwidth, sync_p50) = fdatasync_baseline(&dir)?;
+    let durable_work = Workload {
+        count: args.durable_records.min(args.records),
+        ..work
+    };
+    let durable = store.create_stream(
+        "bench-durable",
+        &StreamConfig {
+            durability: Durability::Always,
+            ..config.clone()
+        },
+    )?;
+    let (durable_time, durable_latencies) =
+        produce(&durable, durable_work, 8, args.batch_size.min(100))?;
+    let durable_bytes = durable_work.payload_bytes();
+
+    say("consume through an event source mapping");
+    let failures = dir.join("failures.jsonl");
+    let _ = std::fs::remove_file(&failures);
+    let checkpoints = Arc::new(CheckpointStore::open(
+        dir.join("mappings/bench/checkpoints"),
+        Arc::new(RealFs),
+    )?);
+    let function = |event: &str| {
+        if event.contains(&format!("\"partitionKey\":\"{POISON_KEY}-")) {
+            Invocation::FunctionError("poison record".into())
+        } else {
+            Invocation::Returned(None)
+        }
+    };
+    let esm_config = EsmConfig::from_json(
+        r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":1000,"BisectBatchOnFunctionError":true,"MaximumRetryAttempts":0}"#,
+    )?;
+    let options = MappingOptions {
+        name: "bench".into(),
+        poll_interval: Duration::from_millis(1),
+        retry_backoff_base: Duration::ZERO,
+        ..Default::default()
+    };
+    let mapping = EventSourceMapping::new(
+        esm_config,
+        stream.clone(),
+        Arc::new(function),
+        Destination::file(&failures),
+        checkpoints,
+        options,
+    )?;
+    let started = Instant::now();
+    let consumed = mapping.run_until_idle()?;
+    let consume_time = started.elapsed();
+    let poison_found = std::fs::read_to_string(&failures)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+
+    say("reopen and verify");
+    drop((mapping, stream, zstd, durable, store));
+    let started = Instant::now();
+    let store = Store::open(dir.join("store"))?;
+    let stream = store.stream("bench")?;
+    let reopen_time = started.elapsed();
+    let started = Instant::now();
+    let problems: usize = stream.verify()?.iter().map(|(_, r)| r.problems.len()).sum();
+    let verify_time = started.elapsed();
+    progress.finish_and_clear();
+
+    let append = mbps(payload_bytes, produce_time);
+    let naive_append = mbps(payload_bytes, naive_write);
+    let read = mbps(read_bytes, read_time);
+    let naive_read_mbps = mbps(payload_bytes, naive_read);
+    let zstd_append = mbps(payload_bytes, zstd_time);
+    let durable_mbps = mbps(durable_bytes, durable_time);
+    let consume_rps =
+        consumed.totals.polled_event_count as f64 / consume_time.as_secs_f64().max(1e-9);
+    let get_rps = read_records as f64 / read_time.as_secs_f64().max(1e-9);
+    let durable_p99 = percentile(&durable_latencies, 0.99);
+    let ratios = json!({
+        "append_vs_naive": append / naive_append,
+        "read_vs_naive": read / naive_read_mbps,
+        "zstd_append_vs_naive": zstd_append / naive_append,
+        "zstd_disk_vs_naive": zstd_disk as f64 / naive_size as f64,
+        "durable_vs_fdatasync": durable_mbps / sync_bandwidth,
+        "durable_p99_vs_fdatasync_p50": durable_p99.as_secs_f64() / sync_p50.as_secs_f64().max(1e-9),
+        "consume_vs_get_records": consume_rps / get_rps,
+        "clean_reopen_vs_verify": reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
+    });
+    let figures = json!({
+        "records": args.records, "record_bytes": args.record_size, "shards": args.shards,
+        "append_mb_per_s": append, "naive_append_mb_per_s": naive_append,
+        "read_mb_per_s": read, "naive_read_mb_per_s": naive_read_mbps,
+        "records_per_s": args.records as f64 / produce_time.as_secs_f64().max(1e-9),
+        "put_latency_ms": {"p50": percentile(&latencies, 0.5).as_secs_f64() * 1e3, "p99": percentile(&latencies, 0.99).as_secs_f64() * 1e3, "p999": percentile(&latencies, 0.999).as_secs_f64() * 1e3},
+        "zstd_append_mb_per_s": zstd_append, "disk_bytes": raw_disk, "zstd_disk_bytes": zstd_disk, "naive_disk_bytes": naive_size,
+        "compression_ratio": raw_disk as f64 / zstd_disk.max(1) as f64,
+        "durable_mb_per_s": durable_mbps, "durable_put_p99_ms": durable_p99.as_secs_f64() * 1e3,
+        "fdatasync_1mib_mb_per_s": sync_bandwidth, "fdatasync_4kib_p50_ms": sync_p50.as_secs_f64() * 1e3,
+        "consumer_records_per_s": consume_rps, "get_records_per_s": get_rps,
+        "poison_planted": poison_count, "poison_found_in_destination": poison_found,
+        "clean_reopen_ms": reopen_time.as_secs_f64() * 1e3, "verify_ms": verify_time.as_secs_f64() * 1e3,
+        "verify_problems": problems,
+    });
+    let report =
+        json!({ "ratios": ratios, "peak_rss_bytes": peak_rss_bytes(), "figures": figures });
+    if args.json {
+        super::print_json(&report);
+    } else {
+        println!(
+            "{:<34} {:>14} {:>14} {:>8}",
+            "phase", "shardlog", "baseline", "ratio"
+        );
+        let row = |name: &str, ours: String, base: String, ratio: f64| {
+            println!("{name:<34} {ours:>14} {base:>14} {ratio:>8.2}")
+        };
+        row(
+            "produce MB/s (naive append)",
+            format!("{append:.0}"),
+            format!("{naive_append:.0}"),
+            append / naive_append,
+        );
+        row(
+            "read MB/s (naive read)",
+            format!("{read:.0}"),
+            format!("{naive_read_mbps:.0}"),
+            read / naive_read_mbps,
+        );
+        row(
+            "zstd produce MB/s (naive append)",
+            format!("{zstd_append:.0}"),
+            format!("{naive_append:.0}"),
+            zstd_append / naive_append,
+        );
+        row(
+            "zstd bytes on disk (naive file)",
+            format!("{zstd_disk}"),
+            format!("{naive_size}"),
+            zstd_disk as f64 / naive_size as f64,
+        );
+        row(
+            "durable MB/s (1 MiB fdatasync loop)",
+            format!("{durable_mbps:.0}"),
+            format!("{sync_bandwidth:.0}"),
+            durable_mbps / sync_bandwidth,
+        );
+        row(
+            "durable p99 ms (fdatasync p50)",
+            format!("{:.2}", durable_p99.as_secs_f64() * 1e3),
+            format!("{:.2}", sync_p50.as_secs_f64() * 1e3),
+            durable_p99.as_secs_f64() / sync_p50.as_secs_f64().max(1e-9),
+        );
+        row(
+            "consume records/s (get_records)",
+            format!("{consume_rps:.0}"),
+            format!("{get_rps:.0}"),
+            consume_rps / get_rps,
+        );
+        row(
+            "clean reopen ms (verify ms)",
+            format!("{:.1}", reopen_time.as_secs_f64() * 1e3),
+            format!("{:.1}", verify_time.as_secs_f64() * 1e3),
+            reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
+        );
+        println!(
+            "put latency p50/p99/p999 ms: {:.2}/{:.2}/{:.2}; compression {:.1}x; poison records {poison_count} planted, {poison_found} in the destination; peak RSS {} MiB; verify problems {problems}",
+            percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+            percentile(&latencies, 0.999).as_secs_f64() * 1e3,
+            raw_disk as f64 / zstd_disk.max(1) as f64,
+            peak_rss_bytes() >> 20
+        );
+    }
+    Ok(if problems == 0 && poison_found == poison_count {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
