@@ -38,3 +38,8 @@ pub mod stream;
 pub mod testing;
 
 pub use error::{Error, Result};
+
+/// The README's Rust example, compiled and run by `cargo test`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

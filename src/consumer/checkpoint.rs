@@ -2,7 +2,7 @@
 //! and whether the shard has been read to its end. Replaced atomically on every change, so a
 //! crashed consumer resumes at its checkpoint: at-least-once, never at-most-once.
 //!
-//! File (FORMAT.md §14): the metadata envelope (magic `SLGK`, version 1) around JSON
+//! File (FORMAT.md §13): the metadata envelope (magic `SLGK`, version 1) around JSON
 //! `{"shards": {"shardId-...": {"sequence_number": "...", "finished": false}}}`.
 
 use std::collections::BTreeMap;
