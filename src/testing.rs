@@ -228,3 +228,51 @@ pub fn recover_log_with_damage(data: &[u8]) {
         "the append after recovery survives a reopen: {last:?}"
     );
 }
+
+/// Arbitrary bytes into the KPL de-aggregator: it returns user records or passes the record
+/// through whole, as the reference libraries do — never anything else.
+pub fn kpl_deaggregate_total(data: &[u8]) {
+    use crate::format::kpl::{aggregate, deaggregate, UserRecord};
+    let out = deaggregate("outer-key", Some("1"), data);
+    match out.as_slice() {
+        [single] if !single.aggregated => {
+            assert!(single.data == data, "a pass-through keeps the bytes");
+            assert!(single.partition_key == "outer-key" && single.sub_sequence_number.is_none());
+        }
+        records => {
+            assert!(records
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.aggregated && r.sub_sequence_number == Some(i as u64)));
+            // What de-aggregates re-aggregates to an aggregate with the same user records.
+            let users: Vec<UserRecord> = records
+                .iter()
+                .map(|r| UserRecord {
+                    partition_key: r.partition_key.clone(),
+                    explicit_hash_key: r.explicit_hash_key.clone(),
+                    data: r.data.clone(),
+                })
+                .collect();
+            let again = deaggregate("outer-key", None, &aggregate(&users));
+            assert!(again.len() == records.len() || records.is_empty());
+        }
+    }
+}
+
+/// Arbitrary text as a filter pattern and an event: parsing gives a pattern or a typed
+/// error, and matching never panics. The input is split at the first newline.
+pub fn filter_pattern_total(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (pattern, event) = text.split_once('\n').unwrap_or((&text, "{}"));
+    match crate::consumer::Pattern::parse(pattern) {
+        Ok(p) => {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(event) {
+                let _ = p.matches(&event);
+            }
+        }
+        Err(e) => assert!(
+            e.kinesis_name() == "InvalidParameterValueException",
+            "typed error: {e}"
+        ),
+    }
+}

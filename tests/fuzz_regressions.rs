@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use shardlog::testing::{decode_batch_round_trip, recover_log_with_damage};
+use shardlog::testing::{
+    decode_batch_round_trip, filter_pattern_total, kpl_deaggregate_total, recover_log_with_damage,
+};
 
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
@@ -51,6 +53,22 @@ fn recover_segment_inputs_replay() {
     );
 }
 
+#[test]
+fn kpl_deaggregate_inputs_replay() {
+    assert!(
+        replay("kpl_deaggregate", kpl_deaggregate_total) >= 3,
+        "seed corpus present"
+    );
+}
+
+#[test]
+fn filter_pattern_inputs_replay() {
+    assert!(
+        replay("filter_pattern", filter_pattern_total) >= 3,
+        "seed corpus present"
+    );
+}
+
 /// Writes the seed corpus. Run with `SHARDLOG_WRITE_SEEDS=1 cargo test --release --test
 /// fuzz_regressions -- --ignored`.
 #[test]
@@ -87,6 +105,26 @@ fn write_seed_corpus() {
         )
         .expect("encode");
         std::fs::write(decode.join(name), out).expect("write");
+    }
+    let kpl = root.join("kpl_deaggregate");
+    std::fs::create_dir_all(&kpl).expect("dir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kpl");
+    for name in [
+        "single.bin",
+        "three_keys.bin",
+        "explicit_hash_keys.bin",
+        "bad_digest.bin",
+    ] {
+        std::fs::copy(fixtures.join(name), kpl.join(name)).expect("copy vector");
+    }
+    let filter = root.join("filter_pattern");
+    std::fs::create_dir_all(&filter).expect("dir");
+    for (name, text) in [
+        ("exact", "{\"data\":{\"kind\":[\"click\"]}}\n{\"data\":{\"kind\":\"click\"}}"),
+        ("numeric", "{\"data\":{\"n\":[{\"numeric\":[\">\",1,\"<=\",5]}]}}\n{\"data\":{\"n\":3}}"),
+        ("or_prefix", "{\"$or\":[{\"partitionKey\":[{\"prefix\":\"us-\"}]},{\"data\":{\"x\":[{\"exists\":false}]}}]}\n{\"partitionKey\":\"us-1\"}"),
+    ] {
+        std::fs::write(filter.join(name), text).expect("write");
     }
     let recover = root.join("recover_segment");
     std::fs::create_dir_all(&recover).expect("dir");
