@@ -260,7 +260,6 @@ pub(crate) struct SealedSegment {
     /// Whether a rebuilt index may be written back (only the writer does).
     pub repair_index: bool,
     pub index_interval_bytes: u64,
-    map: Mutex<Option<Mapped>>,
     index: Mutex<Option<Arc<Vec<IndexEntry>>>>,
 }
 
@@ -278,7 +277,6 @@ impl SealedSegment {
             footer,
             repair_index,
             index_interval_bytes,
-            map: Mutex::new(None),
             index: Mutex::new(None),
         }
     }
@@ -288,12 +286,9 @@ impl SealedSegment {
         self.footer.data_end + FOOTER_LEN as u64
     }
 
-    /// The mapped file, mapped on first use and checked against its footer.
+    /// The file, mapped for the caller and checked against its footer. Mappings are not
+    /// kept between reads, so resident memory follows what readers hold, not what was read.
     pub(crate) fn mapped(&self, vfs: &dyn Vfs) -> Result<Mapped> {
-        let mut slot = lock(&self.map);
-        if let Some(map) = slot.as_ref() {
-            return Ok(map.clone());
-        }
         let map = vfs
             .map(&self.path)
             .map_err(|e| Error::io(&self.path, "map", e))?;
@@ -312,7 +307,6 @@ impl SealedSegment {
                 CorruptReason::Footer("header base differs from the file name"),
             ));
         }
-        *slot = Some(map.clone());
         Ok(map)
     }
 
