@@ -169,3 +169,95 @@ fn consume_rejects_bad_settings_in_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+const LOOP_HANDLER: &str = r#"
+import base64, json, os, sys
+
+with open(sys.argv[2], "a") as starts:
+    starts.write(f"{os.getpid()}\n")
+
+def lambda_handler(event, context):
+    for record in event["Records"]:
+        data = base64.b64decode(record["kinesis"]["data"])
+        if data == b"crash" and not os.path.exists(sys.argv[1]):
+            open(sys.argv[1], "w").close()
+            os._exit(1)
+    return {"batchItemFailures": []}
+
+for line in sys.stdin:
+    print(json.dumps(lambda_handler(json.loads(line), None)), flush=True)
+"#;
+
+#[test]
+fn keep_alive_handlers_serve_many_batches_and_restart_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let handler = d.join("loop.py");
+    std::fs::write(&handler, LOOP_HANDLER).unwrap();
+    ok(d, &["stream", "create", "s"]);
+    let lines: String = (0..50)
+        .map(|i| {
+            if i == 25 {
+                "crash\n".to_string()
+            } else {
+                format!("r{i}\n")
+            }
+        })
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["put-lines", "s", "--partition-key", "k"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let starts = d.join("starts.txt");
+    let exec = format!(
+        "python3 {} {} {}",
+        handler.display(),
+        d.join("crashed-once").display(),
+        starts.display()
+    );
+    let metrics: Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "consume",
+            "s",
+            "--mapping",
+            "warm",
+            "--exec",
+            &exec,
+            "--keep-alive",
+            "--batch-size",
+            "5",
+            "--function-response-types",
+            "ReportBatchItemFailures",
+            "--until-idle",
+            "--json",
+            "--timeout",
+            "20",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(metrics["Errors"], 1, "the crash is one function error");
+    assert_eq!(
+        metrics["Invocations"], 11,
+        "ten batches plus the retry after the crash"
+    );
+    assert_eq!(metrics["DroppedEventCount"], 0);
+    assert!(d.join("crashed-once").exists());
+    let processes = std::fs::read_to_string(&starts).unwrap().lines().count();
+    assert_eq!(
+        processes, 2,
+        "one warm process, replaced once after its crash"
+    );
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Map, Value};
 use shardlog::consumer::{
-    CheckpointStore, Destination, EsmConfig, EventSourceMapping, ExecFunction, MappingOptions,
-    MetricsSnapshot,
+    CheckpointStore, Destination, EsmConfig, EventSourceMapping, ExecFunction, KeepAliveFunction,
+    MappingOptions, MetricsSnapshot,
 };
 use shardlog::storage::RealFs;
 use shardlog::stream::validate_stream_name;
@@ -31,6 +31,10 @@ pub struct ConsumeArgs {
     /// The function: a command run per batch, event JSON on stdin, response JSON on stdout.
     #[arg(long)]
     exec: String,
+    /// Keep one handler process per lane alive, one event per stdin line and one response per
+    /// stdout line, like Lambda's warm containers.
+    #[arg(long)]
+    keep_alive: bool,
     /// Function timeout in seconds (Lambda's default: 3).
     #[arg(long, default_value_t = 3.0)]
     timeout: f64,
@@ -226,10 +230,12 @@ pub fn run(dir: &Path, args: ConsumeArgs) -> Outcome {
     let stream = stream_of(&store, &args.name)?;
     let checkpoints_path = dir.join("mappings").join(&args.mapping).join("checkpoints");
     let checkpoints = Arc::new(CheckpointStore::open(&checkpoints_path, Arc::new(RealFs))?);
-    let function = Arc::new(ExecFunction::new(
-        args.exec.clone(),
-        Duration::from_secs_f64(args.timeout),
-    ));
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let function: Arc<dyn shardlog::consumer::Function> = if args.keep_alive {
+        Arc::new(KeepAliveFunction::new(args.exec.clone(), timeout))
+    } else {
+        Arc::new(ExecFunction::new(args.exec.clone(), timeout))
+    };
     let options = MappingOptions {
         name: args.mapping.clone(),
         ..MappingOptions::default()

@@ -120,3 +120,142 @@ impl Function for ExecFunction {
         ))
     }
 }
+
+/// One long-lived process of a [`KeepAliveFunction`] lane.
+struct Worker {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    responses: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Like Lambda's warm containers: one long-lived `sh -c COMMAND` process per lane, sent one
+/// event per line on stdin and answering one JSON response per line on stdout. A process
+/// that exits, answers nothing within the timeout, or breaks the protocol is a function
+/// error and is replaced at the next invocation.
+pub struct KeepAliveFunction {
+    command: String,
+    timeout: Duration,
+    workers: std::sync::Mutex<std::collections::BTreeMap<usize, Worker>>,
+}
+
+impl std::fmt::Debug for KeepAliveFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeepAliveFunction")
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeepAliveFunction {
+    /// A function keeping `command` alive per lane, with `timeout` per invocation.
+    pub fn new(command: impl Into<String>, timeout: Duration) -> Self {
+        KeepAliveFunction {
+            command: command.into(),
+            timeout,
+            workers: std::sync::Mutex::new(Default::default()),
+        }
+    }
+
+    fn spawn(&self) -> std::io::Result<Worker> {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        let (tx, responses) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Worker {
+            child,
+            stdin,
+            responses,
+        })
+    }
+}
+
+impl Function for KeepAliveFunction {
+    fn invoke(&self, lane: usize, event: &str) -> Invocation {
+        // The lane's process is taken out while it works, so lanes run in parallel.
+        let idle = self
+            .workers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&lane);
+        let mut worker = match idle {
+            Some(worker) => worker,
+            None => match self.spawn() {
+                Ok(worker) => worker,
+                Err(e) => {
+                    return Invocation::ServiceError(format!(
+                        "cannot start '{}': {e}",
+                        self.command
+                    ))
+                }
+            },
+        };
+        // The event is one line: serialized JSON has no raw newlines.
+        let sent = worker
+            .stdin
+            .write_all(event.as_bytes())
+            .and_then(|()| worker.stdin.write_all(b"\n"))
+            .and_then(|()| worker.stdin.flush());
+        let outcome = match sent {
+            Err(e) => Err(format!("'{}' stopped reading: {e}", self.command)),
+            Ok(()) => match worker.responses.recv_timeout(self.timeout) {
+                Ok(line) => Ok(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                    "Task timed out after {:.2} seconds",
+                    self.timeout.as_secs_f64()
+                )),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    Err(format!("'{}' exited", self.command))
+                }
+            },
+        };
+        match outcome {
+            Ok(line) => {
+                self.workers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(lane, worker);
+                let text = line.trim();
+                if text.is_empty() || text == "null" {
+                    return Invocation::Returned(None);
+                }
+                Invocation::Returned(Some(
+                    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
+                ))
+            }
+            Err(message) => {
+                // Replaced at the next invocation: a crashed or stuck handler must not answer
+                // later events (dropping the worker kills it).
+                drop(worker);
+                Invocation::FunctionError(message)
+            }
+        }
+    }
+}

@@ -24,7 +24,9 @@ pub use event::{
     event_record_json, failure_record, iso_ms, Condition, MappingIdentity, PolledRecord,
 };
 pub use filter::{Filters, Pattern};
-pub use function::{ExecFunction, Function, Invocation, FUNCTION_TIMEOUT_DEFAULT};
+pub use function::{
+    ExecFunction, Function, Invocation, KeepAliveFunction, FUNCTION_TIMEOUT_DEFAULT,
+};
 pub use mapping::{EventSourceMapping, MappingOptions};
 pub use metrics::{Counters, MetricsSnapshot};
 pub use poller::INVOKE_PAYLOAD_BYTES_MAX;
