@@ -75,34 +75,28 @@ impl Store {
 
     /// Opens (creating if needed) the store in `dir`.
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
-        let streams = dir.join("streams");
-        options
-            .vfs
-            .create_dir_all(&streams)
-            .map_err(|e| Error::io(&streams, "create dir", e))?;
-        Ok(Store {
-            dir,
-            options,
-            read_only: false,
-            streams: RwLock::new(BTreeMap::new()),
-        })
+        Store::new(dir.as_ref(), options, false)
     }
 
     /// Opens an existing store to follow it: reads see what writer processes put, roll,
     /// reshard and delete by retention, without reopening. Takes no lock and writes nothing;
     /// writes answer `ReadOnly`.
     pub fn open_read_only(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let dir = dir.as_ref().to_path_buf();
+        Store::new(dir.as_ref(), options, true)
+    }
+
+    fn new(dir: &Path, options: StoreOptions, read_only: bool) -> Result<Store> {
         let streams = dir.join("streams");
-        options
-            .vfs
-            .list_dir(&streams)
-            .map_err(|e| Error::io(&streams, "open store", e))?;
+        let prepared = if read_only {
+            options.vfs.list_dir(&streams).map(|_| ())
+        } else {
+            options.vfs.create_dir_all(&streams)
+        };
+        prepared.map_err(|e| Error::io(&streams, "open store", e))?;
         Ok(Store {
-            dir,
+            dir: dir.to_path_buf(),
             options,
-            read_only: true,
+            read_only,
             streams: RwLock::new(BTreeMap::new()),
         })
     }
