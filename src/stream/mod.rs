@@ -5,6 +5,8 @@
 mod hash_key;
 mod iterator;
 mod manifest;
+mod put;
+mod read;
 mod reshard;
 mod sequence;
 mod shard_log;

@@ -1,4 +1,5 @@
-//! One stream: its shards' logs, routing, puts, iterators and reads.
+//! One stream: its shards' logs and shard map, settings and listings. Writes live in `put.rs`,
+//! reads in `read.rs`, reshards in `reshard.rs`.
 //!
 //! The shard map sits behind one `RwLock`: puts and reads hold it shared (shards append in
 //! parallel, each through its own log), resharding holds it exclusive, so a put racing a
@@ -9,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use super::hash_key::{parse_hash_key, partition_key_hash, HashKeyRange};
-use super::iterator::IteratorToken;
+use super::hash_key::HashKeyRange;
 use super::manifest::{CompressionSetting, DurabilitySetting, Manifest, ManifestError, ShardMeta};
 use super::sequence::SequenceNumber;
 use super::shard_log::ShardLog;
@@ -18,16 +18,11 @@ use super::store::StoreOptions;
 use super::throughput::{Meter, ThroughputLimits};
 use super::types::*;
 use crate::error::{Error, Result};
-use crate::format::batch::RecordIn;
 use crate::format::codec::Compression;
-use crate::storage::{
-    write_atomically, DirLock, Durability, Log, LogOptions, ReadLimits, Retention, SimRng,
-};
+use crate::storage::{write_atomically, DirLock, Durability, Log, LogOptions, Retention, SimRng};
 
 /// Name of a stream's manifest file.
 pub const MANIFEST_FILE: &str = "manifest";
-/// How often puts trigger a retention pass over the shards.
-const MAINTENANCE_INTERVAL_MS: i64 = 1_000;
 
 /// One shard: its manifest entry, its range and its log.
 #[derive(Debug)]
@@ -62,7 +57,7 @@ impl StreamState {
         self.open.sort();
     }
 
-    fn route(&self, hash_key: u128) -> Option<u32> {
+    pub(super) fn route(&self, hash_key: u128) -> Option<u32> {
         let after = self
             .open
             .partition_point(|(range, _)| range.start <= hash_key);
@@ -93,9 +88,9 @@ pub struct Stream {
     pub(crate) dir: PathBuf,
     pub(crate) options: StoreOptions,
     pub(crate) state: RwLock<StreamState>,
-    faults: Mutex<Option<(FaultInjection, SimRng)>>,
-    limits: Mutex<Option<(ThroughputLimits, Meter)>>,
-    last_maintenance_ms: Mutex<i64>,
+    pub(super) faults: Mutex<Option<(FaultInjection, SimRng)>>,
+    pub(super) limits: Mutex<Option<(ThroughputLimits, Meter)>>,
+    pub(super) last_maintenance_ms: Mutex<i64>,
     manifest_digest: Mutex<u64>,
     _lock: Option<Box<dyn DirLock>>,
 }
@@ -201,7 +196,7 @@ impl Stream {
     }
 
     /// For a follower: picks up the writer's reshards and retention changes.
-    fn refresh(&self) -> Result<()> {
+    pub(super) fn refresh(&self) -> Result<()> {
         if self.is_writer() {
             return Ok(());
         }
@@ -247,303 +242,6 @@ impl Stream {
         self.options.clock.now_ms()
     }
 
-    /// Turns seeded failure injection on (`Some`) or off (`None`).
-    pub fn set_fault_injection(&self, faults: Option<FaultInjection>) {
-        let mut slot = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
-        *slot = faults.map(|f| (f, SimRng::new(f.seed)));
-    }
-
-    /// Puts one record. `sequence_number_for_ordering`, if given, must be a sequence number
-    /// this stream issued; the new record's number is greater than it.
-    pub fn put_record(
-        &self,
-        entry: PutRecordsEntry,
-        sequence_number_for_ordering: Option<&str>,
-    ) -> Result<PutRecordOutput> {
-        if let Some(text) = sequence_number_for_ordering {
-            let ordering = SequenceNumber::parse(text, "sequenceNumberForOrdering")?;
-            let state = self.read_state();
-            let known = state.shards.get(&ordering.shard_index()).is_some_and(|s| {
-                ordering.log_sequence()
-                    < s.log
-                        .next_sequence()
-                        .unwrap_or(0)
-                        .max(s.meta.first_log_sequence)
-            });
-            if !known {
-                return Err(Error::InvalidArgument(format!(
-                    "ExclusiveMinimumSequenceNumber {text} used in PutRecord on stream {} under account {} is invalid.",
-                    self.name, self.options.account
-                )));
-            }
-        }
-        let output = self.put_entries(std::slice::from_ref(&entry), true)?;
-        let result = output.records.into_iter().next();
-        match result {
-            Some(PutRecordsResultEntry {
-                sequence_number: Some(sequence_number),
-                shard_id: Some(shard_id),
-                ..
-            }) => Ok(PutRecordOutput {
-                shard_id,
-                sequence_number,
-            }),
-            Some(PutRecordsResultEntry {
-                error_code: Some(code),
-                error_message,
-                ..
-            }) if code == "ProvisionedThroughputExceededException" => Err(
-                Error::ProvisionedThroughputExceeded(error_message.unwrap_or_default()),
-            ),
-            _ => Err(Error::Internal("Internal Service Failure".into())),
-        }
-    }
-
-    /// Puts 1..=500 records. A request that breaks a rule is rejected whole and writes
-    /// nothing; otherwise each entry succeeds or fails on its own, and results are aligned
-    /// with the entries.
-    pub fn put_records(&self, entries: &[PutRecordsEntry]) -> Result<PutRecordsOutput> {
-        self.put_entries(entries, false)
-    }
-
-    fn put_entries(&self, entries: &[PutRecordsEntry], single: bool) -> Result<PutRecordsOutput> {
-        self.check_writer()?;
-        let hash_keys = self.validate_put(entries, single)?;
-        let now = self.now_ms();
-        let mut results: Vec<Option<PutRecordsResultEntry>> = vec![None; entries.len()];
-        {
-            let state = self.read_state();
-            // Group the entries by shard, keeping request order within each shard.
-            let mut by_shard: BTreeMap<u32, Vec<(usize, &PutRecordsEntry)>> = BTreeMap::new();
-            for (i, (entry, hash_key)) in entries.iter().zip(&hash_keys).enumerate() {
-                if let Some(failure) = self.injected_put_failure(&state, *hash_key) {
-                    set_result(&mut results, i, failure);
-                    continue;
-                }
-                match state.route(*hash_key) {
-                    Some(shard) if !self.admit_write(shard, now, entry) => {
-                        set_result(&mut results, i, self.throttled(shard));
-                    }
-                    Some(shard) => by_shard.entry(shard).or_default().push((i, entry)),
-                    None => set_result(&mut results, i, internal_failure()),
-                }
-            }
-            for (index, members) in by_shard {
-                let Some(shard) = state.shards.get(&index) else {
-                    continue;
-                };
-                let records: Vec<RecordIn<'_>> = members
-                    .iter()
-                    .map(|(_, entry)| RecordIn {
-                        timestamp_ms: now,
-                        partition_key: entry.partition_key.as_bytes(),
-                        explicit_hash_key: entry
-                            .explicit_hash_key
-                            .as_deref()
-                            .and_then(parse_hash_key),
-                        data: &entry.data,
-                    })
-                    .collect();
-                match shard.log.writer().and_then(|log| log.append(&records)) {
-                    Ok(appended) => {
-                        for (offset, (i, _)) in members.iter().enumerate() {
-                            let log_sequence = appended.first_sequence + offset as u64;
-                            let success = PutRecordsResultEntry {
-                                sequence_number: Some(
-                                    SequenceNumber::new(index, log_sequence).to_string(),
-                                ),
-                                shard_id: Some(shard_id(index)),
-                                error_code: None,
-                                error_message: None,
-                            };
-                            set_result(&mut results, *i, success);
-                        }
-                    }
-                    // The shard's log refused the batch (I/O failure, poisoned): its entries
-                    // fail as Kinesis reports a service fault; other shards' entries stand.
-                    Err(_) => {
-                        for (i, _) in &members {
-                            set_result(&mut results, *i, internal_failure());
-                        }
-                    }
-                }
-            }
-        }
-        self.maintain(now);
-        let records: Vec<PutRecordsResultEntry> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(internal_failure))
-            .collect();
-        let failed_record_count = records.iter().filter(|r| r.error_code.is_some()).count() as u32;
-        Ok(PutRecordsOutput {
-            failed_record_count,
-            records,
-        })
-    }
-
-    /// Turns per-shard throughput limits on (`Some`) or off (`None`, the default).
-    pub fn set_throughput_limits(&self, limits: Option<ThroughputLimits>) {
-        *self.limits.lock().unwrap_or_else(PoisonError::into_inner) =
-            limits.map(|l| (l, Meter::default()));
-    }
-
-    fn admit_write(&self, shard: u32, now: i64, entry: &PutRecordsEntry) -> bool {
-        let mut slot = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((limits, meter)) = slot.as_mut() else {
-            return true;
-        };
-        let bytes = (entry.data.len() + entry.partition_key.len()) as u64;
-        meter.admit_write(limits, shard, now, bytes)
-    }
-
-    fn admit_read(&self, shard: u32, now: i64) -> Result<()> {
-        let mut slot = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((limits, meter)) = slot.as_mut() else {
-            return Ok(());
-        };
-        if meter.admit_read(limits, shard, now) {
-            return Ok(());
-        }
-        Err(Error::ProvisionedThroughputExceeded(format!(
-            "Rate exceeded for shard {} in stream {} under account {}.",
-            shard_id(shard),
-            self.name,
-            self.options.account
-        )))
-    }
-
-    fn throttled(&self, shard: u32) -> PutRecordsResultEntry {
-        PutRecordsResultEntry {
-            sequence_number: None,
-            shard_id: None,
-            error_code: Some("ProvisionedThroughputExceededException".into()),
-            error_message: Some(format!(
-                "Rate exceeded for shard {} in stream {} under account {}.",
-                shard_id(shard),
-                self.name,
-                self.options.account
-            )),
-        }
-    }
-
-    fn injected_put_failure(
-        &self,
-        state: &StreamState,
-        hash_key: u128,
-    ) -> Option<PutRecordsResultEntry> {
-        let mut slot = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
-        let (faults, rng) = slot.as_mut()?;
-        let roll = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        if roll < faults.put_throttle_rate {
-            return Some(self.throttled(state.route(hash_key).unwrap_or_default()));
-        }
-        if roll < faults.put_throttle_rate + faults.put_internal_failure_rate {
-            return Some(internal_failure());
-        }
-        None
-    }
-
-    /// Checks one entry against the rules `put_records` applies to each entry (key length,
-    /// record size, hash key), so a producer can fail a bad record alone instead of letting it
-    /// reject a whole request.
-    pub fn check_entry(&self, entry: &PutRecordsEntry) -> Result<()> {
-        self.validate_put(std::slice::from_ref(entry), true)
-            .map(|_| ())
-    }
-
-    fn validate_put(&self, entries: &[PutRecordsEntry], single: bool) -> Result<Vec<u128>> {
-        let member = if single { "" } else { "records." };
-        if !single && (entries.is_empty() || entries.len() > PUT_RECORDS_ENTRIES_MAX) {
-            let constraint = if entries.is_empty() {
-                "Member must have length greater than or equal to 1"
-            } else {
-                "Member must have length less than or equal to 500"
-            };
-            return Err(Error::Validation(format!(
-                "1 validation error detected: Value '{}' at 'records' failed to satisfy constraint: {constraint}",
-                entries.len()
-            )));
-        }
-        let max_record_bytes = self.read_state().manifest.max_record_bytes;
-        let mut total: u64 = 0;
-        let mut hash_keys = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            let at = |field: &str| {
-                if single {
-                    field.to_string()
-                } else {
-                    format!("{member}{}.member.{field}", i + 1)
-                }
-            };
-            let chars = entry.partition_key.chars().count();
-            if chars == 0 || chars > PARTITION_KEY_CHARS_MAX {
-                return Err(Error::Validation(format!(
-                    "1 validation error detected: Value '{}' at '{}' failed to satisfy constraint: Member must have length {} {}",
-                    entry.partition_key,
-                    at("partitionKey"),
-                    if chars == 0 { "greater than or equal to" } else { "less than or equal to" },
-                    if chars == 0 { 1 } else { PARTITION_KEY_CHARS_MAX }
-                )));
-            }
-            if entry.data.len() as u64 > max_record_bytes {
-                return Err(Error::Validation(format!(
-                    "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must have length less than or equal to {max_record_bytes}",
-                    at("data")
-                )));
-            }
-            let size = entry.data.len() as u64 + entry.partition_key.len() as u64;
-            if size > max_record_bytes {
-                return Err(Error::InvalidArgument(format!(
-                    "Record size {size} (data plus partition key) exceeds the stream's limit of {max_record_bytes} bytes"
-                )));
-            }
-            total += size;
-            let hash_key = match &entry.explicit_hash_key {
-                None => partition_key_hash(&entry.partition_key),
-                Some(text) => {
-                    let pattern_ok = text == "0"
-                        || (!text.is_empty()
-                            && text.len() <= 39
-                            && !text.starts_with('0')
-                            && text.bytes().all(|b| b.is_ascii_digit()));
-                    if !pattern_ok {
-                        return Err(Error::Validation(format!(
-                            "1 validation error detected: Value '{text}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: 0|([1-9]\\d{{0,38}})",
-                            at("explicitHashKey")
-                        )));
-                    }
-                    parse_hash_key(text).ok_or_else(|| {
-                        Error::InvalidArgument(format!(
-                            "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {text}"
-                        ))
-                    })?
-                }
-            };
-            hash_keys.push(hash_key);
-        }
-        if total > PUT_RECORDS_BYTES_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "Request of {total} bytes (data plus partition keys) exceeds the limit of {PUT_RECORDS_BYTES_MAX}"
-            )));
-        }
-        Ok(hash_keys)
-    }
-
-    /// Runs retention over every shard at most once a second.
-    fn maintain(&self, now: i64) {
-        {
-            let mut last = self
-                .last_maintenance_ms
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if now.saturating_sub(*last) < MAINTENANCE_INTERVAL_MS {
-                return;
-            }
-            *last = now;
-        }
-        let _ = self.apply_retention();
-    }
-
     /// Deletes expired sealed segments of every shard; returns how many were deleted.
     pub fn apply_retention(&self) -> Result<u64> {
         self.check_writer()?;
@@ -553,178 +251,6 @@ impl Stream {
             deleted += shard.log.writer()?.apply_retention()?.segments_deleted;
         }
         Ok(deleted)
-    }
-
-    fn retention_ms(state: &StreamState) -> u64 {
-        state.manifest.retention_ms
-    }
-
-    /// The oldest readable log sequence of a shard: past retention deletions and past
-    /// records older than the retention period.
-    fn trim_horizon(&self, state: &StreamState, shard: &Shard) -> Result<u64> {
-        let retention = i64::try_from(Self::retention_ms(state)).unwrap_or(i64::MAX);
-        let cutoff = self.now_ms().saturating_sub(retention);
-        let by_age = shard.log.sequence_at_timestamp(cutoff)?;
-        Ok(by_age.max(shard.log.first_sequence()?))
-    }
-
-    fn find_shard<'s>(&self, state: &'s StreamState, shard: &str) -> Result<&'s Shard> {
-        parse_shard_id(shard)
-            .and_then(|index| state.shards.get(&index))
-            .filter(|s| !self.is_expired(state, s))
-            .ok_or_else(|| {
-                Error::ResourceNotFound(format!(
-                    "Shard {shard} in stream {} under account {} does not exist",
-                    self.name, self.options.account
-                ))
-            })
-    }
-
-    /// Whether a closed shard's data has all passed retention.
-    fn is_expired(&self, state: &StreamState, shard: &Shard) -> bool {
-        let retention = i64::try_from(Self::retention_ms(state)).unwrap_or(i64::MAX);
-        shard
-            .meta
-            .closed
-            .is_some_and(|c| self.now_ms().saturating_sub(c.closed_ms) > retention)
-    }
-
-    /// A shard iterator: an opaque token valid for five minutes.
-    pub fn get_shard_iterator(&self, shard: &str, kind: &ShardIteratorType) -> Result<String> {
-        self.refresh()?;
-        let state = self.read_state();
-        let target = self.find_shard(&state, shard)?;
-        let index = target.meta.index;
-        let end = target.meta.closed.map(|c| c.next_log_sequence);
-        let own = |text: &str| -> Result<SequenceNumber> {
-            let number = SequenceNumber::parse(text, "startingSequenceNumber")?;
-            if number.shard_index() != index {
-                return Err(Error::InvalidArgument(format!(
-                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
-                    shard_id(number.shard_index()),
-                    shard_id(index)
-                )));
-            }
-            Ok(number)
-        };
-        let position = match kind {
-            ShardIteratorType::TrimHorizon => self.trim_horizon(&state, target)?,
-            ShardIteratorType::Latest => match end {
-                Some(end) => end,
-                None => target.log.next_sequence()?,
-            },
-            ShardIteratorType::AtSequenceNumber(text) => own(text)?.log_sequence(),
-            ShardIteratorType::AfterSequenceNumber(text) => {
-                own(text)?.log_sequence().saturating_add(1)
-            }
-            ShardIteratorType::AtTimestamp(ts) => {
-                let now = self.now_ms();
-                if *ts > now {
-                    return Err(Error::InvalidArgument(format!(
-                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
-                    )));
-                }
-                target.log.sequence_at_timestamp(*ts)?
-            }
-        };
-        Ok(IteratorToken {
-            shard_index: index,
-            log_sequence: position,
-            issued_ms: self.now_ms(),
-        }
-        .encode(&self.name))
-    }
-
-    /// Reads up to `limit` (1..=10,000) records and 10 MiB from an iterator's position.
-    pub fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
-        if limit == 0 || limit > GET_RECORDS_LIMIT_MAX {
-            return Err(Error::InvalidArgument(format!(
-                "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and {GET_RECORDS_LIMIT_MAX}"
-            )));
-        }
-        let now = self.now_ms();
-        let token = IteratorToken::decode(iterator, &self.name, now)?;
-        self.injected_get_failure(token.shard_index)?;
-        self.refresh()?;
-        let state = self.read_state();
-        let shard = self.find_shard(&state, &shard_id(token.shard_index))?;
-        self.admit_read(token.shard_index, now)?;
-        let from = token.log_sequence.max(self.trim_horizon(&state, shard)?);
-        let end = shard.meta.closed.map(|c| c.next_log_sequence);
-        let mut records = Vec::new();
-        let limits = ReadLimits {
-            records_max: limit,
-            bytes_max: GET_RECORDS_BYTES_MAX,
-        };
-        let index = token.shard_index;
-        let next = shard.log.scan(from, limits, |r| {
-            if end.is_some_and(|end| r.sequence >= end) {
-                return false;
-            }
-            records.push(KinesisRecord {
-                sequence_number: SequenceNumber::new(index, r.sequence).to_string(),
-                approximate_arrival_timestamp_ms: r.timestamp_ms,
-                data: r.data.to_vec(),
-                partition_key: String::from_utf8_lossy(r.partition_key).into_owned(),
-            });
-            true
-        })?;
-        let next = next.max(from);
-        let latest = shard.log.next_sequence()?;
-        let millis_behind_latest = if next >= latest {
-            0
-        } else {
-            records.last().map_or(0, |r| {
-                now.saturating_sub(r.approximate_arrival_timestamp_ms)
-                    .max(0) as u64
-            })
-        };
-        let finished = end.is_some_and(|end| next >= end);
-        let (next_shard_iterator, child_shards) = if finished {
-            (None, children_of(&state, index))
-        } else {
-            let token = IteratorToken {
-                shard_index: index,
-                log_sequence: next,
-                issued_ms: now,
-            };
-            (Some(token.encode(&self.name)), Vec::new())
-        };
-        let bytes: usize = records
-            .iter()
-            .map(|r| r.data.len() + r.partition_key.len())
-            .sum();
-        if let Some((_, meter)) = self
-            .limits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            meter.record_read_bytes(index, now, bytes as u64);
-        }
-        Ok(GetRecordsOutput {
-            records,
-            next_shard_iterator,
-            millis_behind_latest,
-            child_shards,
-        })
-    }
-
-    fn injected_get_failure(&self, shard_index: u32) -> Result<()> {
-        let mut slot = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((faults, rng)) = slot.as_mut() else {
-            return Ok(());
-        };
-        let roll = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        if roll < faults.get_throttle_rate {
-            return Err(Error::ProvisionedThroughputExceeded(format!(
-                "Rate exceeded for shard {} in stream {} under account {}.",
-                shard_id(shard_index),
-                self.name,
-                self.options.account
-            )));
-        }
-        Ok(())
     }
 
     /// Reads and checks every batch of every shard (see [`Log::verify`]); one report per
@@ -801,25 +327,6 @@ impl Stream {
     }
 }
 
-fn set_result(
-    results: &mut [Option<PutRecordsResultEntry>],
-    i: usize,
-    result: PutRecordsResultEntry,
-) {
-    if let Some(slot) = results.get_mut(i) {
-        *slot = Some(result);
-    }
-}
-
-fn internal_failure() -> PutRecordsResultEntry {
-    PutRecordsResultEntry {
-        sequence_number: None,
-        shard_id: None,
-        error_code: Some("InternalFailure".into()),
-        error_message: Some("Internal Service Failure".into()),
-    }
-}
-
 pub(crate) fn range_text(range: HashKeyRange) -> HashKeyRangeText {
     HashKeyRangeText {
         starting_hash_key: range.start.to_string(),
@@ -843,25 +350,6 @@ fn describe_shard(shard: &Shard) -> ShardDescription {
             }),
         },
     }
-}
-
-fn children_of(state: &StreamState, parent: u32) -> Vec<ChildShard> {
-    state
-        .shards
-        .values()
-        .filter(|s| s.meta.parent == Some(parent) || s.meta.adjacent_parent == Some(parent))
-        .map(|s| ChildShard {
-            shard_id: shard_id(s.meta.index),
-            parent_shards: s
-                .meta
-                .parent
-                .into_iter()
-                .chain(s.meta.adjacent_parent)
-                .map(shard_id)
-                .collect(),
-            hash_key_range: range_text(s.range),
-        })
-        .collect()
 }
 
 pub(crate) fn shard_dir(stream_dir: &Path, index: u32) -> PathBuf {

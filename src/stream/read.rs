@@ -1,0 +1,219 @@
+//! The read path of a stream: trim horizons, shard iterators and get_records.
+
+use std::sync::PoisonError;
+
+use super::iterator::IteratorToken;
+use super::sequence::SequenceNumber;
+use super::stream::{range_text, Shard, Stream, StreamState};
+use super::types::*;
+use crate::error::{Error, Result};
+use crate::storage::ReadLimits;
+
+impl Stream {
+    fn admit_read(&self, shard: u32, now: i64) -> Result<()> {
+        let mut slot = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((limits, meter)) = slot.as_mut() else {
+            return Ok(());
+        };
+        if meter.admit_read(limits, shard, now) {
+            return Ok(());
+        }
+        Err(Error::ProvisionedThroughputExceeded(format!(
+            "Rate exceeded for shard {} in stream {} under account {}.",
+            shard_id(shard),
+            self.name,
+            self.options.account
+        )))
+    }
+
+    fn retention_ms(state: &StreamState) -> u64 {
+        state.manifest.retention_ms
+    }
+
+    /// The oldest readable log sequence of a shard: past retention deletions and past
+    /// records older than the retention period.
+    fn trim_horizon(&self, state: &StreamState, shard: &Shard) -> Result<u64> {
+        let retention = i64::try_from(Self::retention_ms(state)).unwrap_or(i64::MAX);
+        let cutoff = self.now_ms().saturating_sub(retention);
+        let by_age = shard.log.sequence_at_timestamp(cutoff)?;
+        Ok(by_age.max(shard.log.first_sequence()?))
+    }
+
+    fn find_shard<'s>(&self, state: &'s StreamState, shard: &str) -> Result<&'s Shard> {
+        parse_shard_id(shard)
+            .and_then(|index| state.shards.get(&index))
+            .filter(|s| !self.is_expired(state, s))
+            .ok_or_else(|| {
+                Error::ResourceNotFound(format!(
+                    "Shard {shard} in stream {} under account {} does not exist",
+                    self.name, self.options.account
+                ))
+            })
+    }
+
+    /// Whether a closed shard's data has all passed retention.
+    pub(super) fn is_expired(&self, state: &StreamState, shard: &Shard) -> bool {
+        let retention = i64::try_from(Self::retention_ms(state)).unwrap_or(i64::MAX);
+        shard
+            .meta
+            .closed
+            .is_some_and(|c| self.now_ms().saturating_sub(c.closed_ms) > retention)
+    }
+
+    /// A shard iterator: an opaque token valid for five minutes.
+    pub fn get_shard_iterator(&self, shard: &str, kind: &ShardIteratorType) -> Result<String> {
+        self.refresh()?;
+        let state = self.read_state();
+        let target = self.find_shard(&state, shard)?;
+        let index = target.meta.index;
+        let end = target.meta.closed.map(|c| c.next_log_sequence);
+        let own = |text: &str| -> Result<SequenceNumber> {
+            let number = SequenceNumber::parse(text, "startingSequenceNumber")?;
+            if number.shard_index() != index {
+                return Err(Error::InvalidArgument(format!(
+                    "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {}",
+                    shard_id(number.shard_index()),
+                    shard_id(index)
+                )));
+            }
+            Ok(number)
+        };
+        let position = match kind {
+            ShardIteratorType::TrimHorizon => self.trim_horizon(&state, target)?,
+            ShardIteratorType::Latest => match end {
+                Some(end) => end,
+                None => target.log.next_sequence()?,
+            },
+            ShardIteratorType::AtSequenceNumber(text) => own(text)?.log_sequence(),
+            ShardIteratorType::AfterSequenceNumber(text) => {
+                own(text)?.log_sequence().saturating_add(1)
+            }
+            ShardIteratorType::AtTimestamp(ts) => {
+                let now = self.now_ms();
+                if *ts > now {
+                    return Err(Error::InvalidArgument(format!(
+                        "The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"
+                    )));
+                }
+                target.log.sequence_at_timestamp(*ts)?
+            }
+        };
+        Ok(IteratorToken {
+            shard_index: index,
+            log_sequence: position,
+            issued_ms: self.now_ms(),
+        }
+        .encode(&self.name))
+    }
+
+    /// Reads up to `limit` (1..=10,000) records and 10 MiB from an iterator's position.
+    pub fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
+        if limit == 0 || limit > GET_RECORDS_LIMIT_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value between 1 and {GET_RECORDS_LIMIT_MAX}"
+            )));
+        }
+        let now = self.now_ms();
+        let token = IteratorToken::decode(iterator, &self.name, now)?;
+        self.injected_get_failure(token.shard_index)?;
+        self.refresh()?;
+        let state = self.read_state();
+        let shard = self.find_shard(&state, &shard_id(token.shard_index))?;
+        self.admit_read(token.shard_index, now)?;
+        let from = token.log_sequence.max(self.trim_horizon(&state, shard)?);
+        let end = shard.meta.closed.map(|c| c.next_log_sequence);
+        let mut records = Vec::new();
+        let limits = ReadLimits {
+            records_max: limit,
+            bytes_max: GET_RECORDS_BYTES_MAX,
+        };
+        let index = token.shard_index;
+        let next = shard.log.scan(from, limits, |r| {
+            if end.is_some_and(|end| r.sequence >= end) {
+                return false;
+            }
+            records.push(KinesisRecord {
+                sequence_number: SequenceNumber::new(index, r.sequence).to_string(),
+                approximate_arrival_timestamp_ms: r.timestamp_ms,
+                data: r.data.to_vec(),
+                partition_key: String::from_utf8_lossy(r.partition_key).into_owned(),
+            });
+            true
+        })?;
+        let next = next.max(from);
+        let latest = shard.log.next_sequence()?;
+        let millis_behind_latest = if next >= latest {
+            0
+        } else {
+            records.last().map_or(0, |r| {
+                now.saturating_sub(r.approximate_arrival_timestamp_ms)
+                    .max(0) as u64
+            })
+        };
+        let finished = end.is_some_and(|end| next >= end);
+        let (next_shard_iterator, child_shards) = if finished {
+            (None, children_of(&state, index))
+        } else {
+            let token = IteratorToken {
+                shard_index: index,
+                log_sequence: next,
+                issued_ms: now,
+            };
+            (Some(token.encode(&self.name)), Vec::new())
+        };
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        if let Some((_, meter)) = self
+            .limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            meter.record_read_bytes(index, now, bytes as u64);
+        }
+        Ok(GetRecordsOutput {
+            records,
+            next_shard_iterator,
+            millis_behind_latest,
+            child_shards,
+        })
+    }
+
+    fn injected_get_failure(&self, shard_index: u32) -> Result<()> {
+        let mut slot = self.faults.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some((faults, rng)) = slot.as_mut() else {
+            return Ok(());
+        };
+        let roll = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        if roll < faults.get_throttle_rate {
+            return Err(Error::ProvisionedThroughputExceeded(format!(
+                "Rate exceeded for shard {} in stream {} under account {}.",
+                shard_id(shard_index),
+                self.name,
+                self.options.account
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn children_of(state: &StreamState, parent: u32) -> Vec<ChildShard> {
+    state
+        .shards
+        .values()
+        .filter(|s| s.meta.parent == Some(parent) || s.meta.adjacent_parent == Some(parent))
+        .map(|s| ChildShard {
+            shard_id: shard_id(s.meta.index),
+            parent_shards: s
+                .meta
+                .parent
+                .into_iter()
+                .chain(s.meta.adjacent_parent)
+                .map(shard_id)
+                .collect(),
+            hash_key_range: range_text(s.range),
+        })
+        .collect()
+}
