@@ -86,4 +86,70 @@ fn bisect_isolates_the_poison_record() {
         1
     );
     assert_eq!(metrics.totals.dropped_event_count, 0);
+    assert_eq!(metrics.totals.bisects, 3, "10 -> 5+5, 5 -> 2+3, 2 -> 1+1");
+    assert_eq!(metrics.totals.retries, 2);
+}
+
+#[test]
+fn a_failing_shard_stalls_alone() {
+    let disk = SimDisk::new();
+    let clock = ManualClock::at(1_000_000);
+    let (_store, stream) = esm_stream(&disk, &clock, 2);
+    // Route explicitly: shard 0 gets a poison record first, shard 1 gets good records.
+    let put = |hash: u128, data: &str| {
+        let mut e = entry("k", data.as_bytes());
+        e.explicit_hash_key = Some(hash.to_string());
+        stream.put_record(e, None).unwrap();
+    };
+    put(0, "poison");
+    put(0, "after-poison");
+    for i in 0..20 {
+        put(u128::MAX, &format!("good-{i}"));
+    }
+    let recorder = Recorder::new(|event, _| {
+        let poisoned = event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kinesis"]["data"] == "cG9pc29u");
+        if poisoned {
+            // Real time, so the two pollers overlap whatever the scheduler does.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            Invocation::FunctionError("boom".into())
+        } else {
+            Invocation::Returned(None)
+        }
+    });
+    // A long retry budget stands in for the infinite default, which would never go idle.
+    let config = r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":5,"MaximumRetryAttempts":30}"#;
+    let metrics = esm_mapping(&stream, &disk, &clock, recorder.clone(), config, None)
+        .run_until_idle()
+        .expect("run");
+    let delivered: Vec<String> = recorder
+        .batches()
+        .into_iter()
+        .filter(|b| !b.contains(&"poison".to_string()))
+        .flatten()
+        .collect();
+    let good = delivered.iter().filter(|d| d.starts_with("good-")).count();
+    assert_eq!(good, 20, "the healthy shard flowed while the other retried");
+    let batches = recorder.batches();
+    let first_good = batches
+        .iter()
+        .position(|b| b.iter().any(|d| d.starts_with("good-")))
+        .unwrap();
+    let last_poison = batches
+        .iter()
+        .rposition(|b| b.contains(&"poison".to_string()))
+        .unwrap();
+    assert!(
+        first_good < last_poison,
+        "not merely after the retries ended"
+    );
+    let poisoned_shard = &metrics.shards["shardId-000000000000"];
+    assert_eq!(
+        poisoned_shard.retries, 30,
+        "the failing shard kept retrying: {poisoned_shard:?}"
+    );
+    assert_eq!(metrics.shards["shardId-000000000001"].retries, 0);
 }

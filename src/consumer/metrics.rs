@@ -29,6 +29,10 @@ pub struct Counters {
     pub throttles: u64,
     /// Failed writes to the on-failure destination.
     pub destination_delivery_failures: u64,
+    /// Invocations repeated after a failure (not counting bisect halves or throttles).
+    pub retries: u64,
+    /// Batches split in two after a function error.
+    pub bisects: u64,
     /// Age in ms of the last record of the latest batch when it was invoked.
     pub iterator_age: u64,
 }
@@ -77,6 +81,8 @@ impl Metrics {
             totals.errors += c.errors;
             totals.throttles += c.throttles;
             totals.destination_delivery_failures += c.destination_delivery_failures;
+            totals.retries += c.retries;
+            totals.bisects += c.bisects;
             totals.iterator_age = totals.iterator_age.max(c.iterator_age);
         }
         MetricsSnapshot { totals, shards }

@@ -235,6 +235,9 @@ impl EventSourceMapping {
                 continue;
             }
             invokes += 1;
+            if invokes > 1 {
+                self.metrics.update(shard, |c| c.retries += 1);
+            }
             let len = batch.len() as u64;
             let now = self.options.clock.now_ms();
             let age = batch
@@ -266,6 +269,7 @@ impl EventSourceMapping {
                     });
                     if self.config.bisect_batch_on_function_error && batch.len() > 1 {
                         // Halves start afresh: a split is not a retry.
+                        self.metrics.update(shard, |c| c.bisects += 1);
                         let second = batch.split_off(batch.len() / 2);
                         queue.push_front((second, 0));
                         queue.push_front((batch, 0));
