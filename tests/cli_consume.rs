@@ -261,3 +261,98 @@ fn keep_alive_handlers_serve_many_batches_and_restart_after_a_crash() {
         "one warm process, replaced once after its crash"
     );
 }
+
+const SLOW_HANDLER: &str = r#"
+import base64, json, sys, time
+event = json.load(sys.stdin)
+with open(sys.argv[1], "a") as out:
+    for record in event["Records"]:
+        out.write(base64.b64decode(record["kinesis"]["data"]).decode() + "\n")
+time.sleep(0.02)
+print("{}")
+"#;
+
+#[test]
+fn a_consumer_killed_mid_batch_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let handler = d.join("slow.py");
+    std::fs::write(&handler, SLOW_HANDLER).unwrap();
+    let delivered = d.join("delivered.txt");
+    ok(d, &["stream", "create", "s", "--shards", "2"]);
+    let lines: String = (0..300).map(|i| format!("r{i}\n")).collect();
+    let mut put = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["put-lines", "s", "--partition-key", "k"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    put.stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(put.wait().unwrap().success());
+    let exec = format!("python3 {} {}", handler.display(), delivered.display());
+    let consume = |until_idle: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardlog"));
+        cmd.arg("--data-dir").arg(d).args([
+            "consume",
+            "s",
+            "--mapping",
+            "m",
+            "--exec",
+            &exec,
+            "--batch-size",
+            "7",
+            "--timeout",
+            "20",
+        ]);
+        if until_idle {
+            cmd.arg("--until-idle");
+        }
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    };
+    // Kill it with SIGKILL a few times mid-run, each time after it delivered more.
+    let mut rounds = 0;
+    for _ in 0..3 {
+        let before = std::fs::read_to_string(&delivered)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        let mut child = consume(false).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::read_to_string(&delivered)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+            < before + 20
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "consumer made no progress"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        rounds += 1;
+    }
+    assert!(consume(true).status().unwrap().success());
+    let text = std::fs::read_to_string(&delivered).unwrap();
+    let seen: std::collections::BTreeSet<&str> = text.lines().collect();
+    for i in 0..300 {
+        assert!(
+            seen.contains(format!("r{i}").as_str()),
+            "r{i} skipped after {rounds} kills"
+        );
+    }
+    let redelivered = text.lines().count() - seen.len();
+    assert!(
+        redelivered < 300,
+        "resumed at the checkpoint, not the start ({redelivered} repeats)"
+    );
+}
