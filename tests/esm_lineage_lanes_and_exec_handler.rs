@@ -206,3 +206,39 @@ fn exec_function_errors_and_timeouts_are_function_errors() {
     let silent = ExecFunction::new("cat > /dev/null", Duration::from_secs(5));
     assert_eq!(silent.invoke(0, "{}"), Invocation::Returned(None));
 }
+
+#[test]
+fn a_merged_child_waits_for_both_parents() {
+    let disk = SimDisk::new();
+    let clock = ManualClock::at(1_000_000);
+    let (_store, stream) = esm_stream(&disk, &clock, 2);
+    let keys: Vec<String> = (0..8).map(|k| format!("k{k}")).collect();
+    let mut n = 0;
+    let mut put_round = |stream: &shardlog::stream::Stream| {
+        for _ in 0..10 {
+            for k in &keys {
+                stream.put_record(entry(k, format!("{k}:{n}").as_bytes()), None).unwrap();
+                n += 1;
+            }
+        }
+    };
+    put_round(&stream);
+    stream.merge_shards("shardId-000000000000", "shardId-000000000001").unwrap();
+    put_round(&stream);
+    let recorder = Recorder::new(|_, _| Invocation::Returned(None));
+    esm_mapping(&stream, &disk, &clock, recorder.clone(), r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":3}"#, None)
+        .run_until_idle()
+        .unwrap();
+    let delivered = recorder.batches().concat();
+    assert_eq!(delivered.len(), 160);
+    let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for d in &delivered {
+        let (k, n) = d.split_once(':').unwrap();
+        per_key.entry(k.into()).or_default().push(n.parse().unwrap());
+    }
+    for (k, ns) in per_key {
+        assert!(ns.windows(2).all(|w| w[0] < w[1]), "key {k} in order across the merge");
+    }
+    let first_child = delivered.iter().position(|d| d.split_once(':').unwrap().1.parse::<u32>().unwrap() >= 80).unwrap();
+    assert_eq!(first_child, 80, "nothing of the child before both parents are drained");
+}
