@@ -217,28 +217,51 @@ fn a_merged_child_waits_for_both_parents() {
     let mut put_round = |stream: &shardlog::stream::Stream| {
         for _ in 0..10 {
             for k in &keys {
-                stream.put_record(entry(k, format!("{k}:{n}").as_bytes()), None).unwrap();
+                stream
+                    .put_record(entry(k, format!("{k}:{n}").as_bytes()), None)
+                    .unwrap();
                 n += 1;
             }
         }
     };
     put_round(&stream);
-    stream.merge_shards("shardId-000000000000", "shardId-000000000001").unwrap();
+    stream
+        .merge_shards("shardId-000000000000", "shardId-000000000001")
+        .unwrap();
     put_round(&stream);
     let recorder = Recorder::new(|_, _| Invocation::Returned(None));
-    esm_mapping(&stream, &disk, &clock, recorder.clone(), r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":3}"#, None)
-        .run_until_idle()
-        .unwrap();
+    esm_mapping(
+        &stream,
+        &disk,
+        &clock,
+        recorder.clone(),
+        r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":3}"#,
+        None,
+    )
+    .run_until_idle()
+    .unwrap();
     let delivered = recorder.batches().concat();
     assert_eq!(delivered.len(), 160);
     let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     for d in &delivered {
         let (k, n) = d.split_once(':').unwrap();
-        per_key.entry(k.into()).or_default().push(n.parse().unwrap());
+        per_key
+            .entry(k.into())
+            .or_default()
+            .push(n.parse().unwrap());
     }
     for (k, ns) in per_key {
-        assert!(ns.windows(2).all(|w| w[0] < w[1]), "key {k} in order across the merge");
+        assert!(
+            ns.windows(2).all(|w| w[0] < w[1]),
+            "key {k} in order across the merge"
+        );
     }
-    let first_child = delivered.iter().position(|d| d.split_once(':').unwrap().1.parse::<u32>().unwrap() >= 80).unwrap();
-    assert_eq!(first_child, 80, "nothing of the child before both parents are drained");
+    let first_child = delivered
+        .iter()
+        .position(|d| d.split_once(':').unwrap().1.parse::<u32>().unwrap() >= 80)
+        .unwrap();
+    assert_eq!(
+        first_child, 80,
+        "nothing of the child before both parents are drained"
+    );
 }

@@ -242,6 +242,66 @@ fn produce(
     Ok((started.elapsed(), latencies))
 }
 
+/// Latency from an acknowledged put to the start of its invocation, zero batching window,
+/// the mapping in this process (pollers wake on append).
+fn put_to_invoke_latency(store: &Store) -> Result<(Duration, Duration), Failure> {
+    use std::sync::atomic::AtomicBool;
+    let stream = store.create_stream(
+        "bench-latency",
+        &StreamConfig {
+            durability: Durability::None,
+            ..Default::default()
+        },
+    )?;
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    let tx = std::sync::Mutex::new(tx);
+    let function = move |_: &str| {
+        let _ = tx.lock().map(|t| t.send(Instant::now()));
+        Invocation::Returned(None)
+    };
+    let dir = tempfile::tempdir().map_err(|e| io_failure("tempdir", e))?;
+    let checkpoints = Arc::new(CheckpointStore::open(
+        dir.path().join("checkpoints"),
+        Arc::new(RealFs),
+    )?);
+    let config = EsmConfig::from_json(r#"{"StartingPosition":"LATEST","BatchSize":1}"#)?;
+    let mapping = EventSourceMapping::new(
+        config,
+        stream.clone(),
+        Arc::new(function),
+        Destination::None,
+        checkpoints,
+        MappingOptions::default(),
+    )?;
+    let stop = AtomicBool::new(false);
+    let mut latencies = Vec::new();
+    std::thread::scope(|scope| -> Result<(), Failure> {
+        let runner = scope.spawn(|| mapping.run(&stop));
+        std::thread::sleep(Duration::from_millis(200));
+        for i in 0..200 {
+            let entry = PutRecordsEntry {
+                data: format!("{i}").into_bytes(),
+                partition_key: "k".into(),
+                explicit_hash_key: None,
+            };
+            stream.put_record(entry, None)?;
+            let acknowledged = Instant::now();
+            match rx.recv_timeout(Duration::from_secs(5)) {
+                Ok(invoked) => latencies.push(invoked.saturating_duration_since(acknowledged)),
+                Err(_) => break,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        stream.wake_consumers();
+        runner
+            .join()
+            .map_err(|_| Failure::usage("bench: the mapping panicked"))??;
+        Ok(())
+    })?;
+    latencies.sort();
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+}
+
 fn read_all(stream: &Stream) -> Result<(Duration, u64, u64), Failure> {
     let started = Instant::now();
     let (mut records, mut bytes) = (0u64, 0u64);
@@ -411,6 +471,9 @@ pub fn run(args: BenchArgs) -> Outcome {
         .map(|t| t.lines().count())
         .unwrap_or(0);
 
+    say("put-to-invoke latency");
+    let (latency_p50, latency_p99) = put_to_invoke_latency(&store)?;
+
     say("reopen and verify");
     drop((mapping, stream, zstd, durable, store));
     let started = Instant::now();
@@ -456,6 +519,7 @@ pub fn run(args: BenchArgs) -> Outcome {
         "poison_planted": poison_count, "poison_found_in_destination": poison_found,
         "clean_reopen_ms": reopen_time.as_secs_f64() * 1e3, "verify_ms": verify_time.as_secs_f64() * 1e3,
         "verify_problems": problems,
+        "put_to_invoke_ms": {"p50": latency_p50.as_secs_f64() * 1e3, "p99": latency_p99.as_secs_f64() * 1e3},
     });
     let report =
         json!({ "ratios": ratios, "peak_rss_bytes": peak_rss_bytes(), "figures": figures });
@@ -516,6 +580,11 @@ pub fn run(args: BenchArgs) -> Outcome {
             format!("{:.1}", reopen_time.as_secs_f64() * 1e3),
             format!("{:.1}", verify_time.as_secs_f64() * 1e3),
             reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
+        );
+        println!(
+            "put-to-invoke latency p50/p99 ms: {:.2}/{:.2} (zero batching window, mapping in this process)",
+            latency_p50.as_secs_f64() * 1e3,
+            latency_p99.as_secs_f64() * 1e3
         );
         println!(
             "put latency p50/p99/p999 ms: {:.2}/{:.2}/{:.2}; compression {:.1}x; poison records {poison_count} planted, {poison_found} in the destination; peak RSS {} MiB; verify problems {problems}",

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::checkpoint::ShardCheckpoint;
 use super::config::StartingPosition;
@@ -73,6 +74,7 @@ impl EventSourceMapping {
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
+            let appends_seen = self.source.appends();
             let want = batch_size.saturating_sub(pending.len()).max(1);
             let page = match self.source.get_records(&iterator, want) {
                 Ok(page) => page,
@@ -164,7 +166,16 @@ impl EventSourceMapping {
                 if until_idle && pending.is_empty() {
                     return Ok(());
                 }
-                (self.options.sleeper)(self.options.poll_interval);
+                if pending.is_empty() {
+                    // Caught up: wake on the next put in this process (or after a poll interval).
+                    self.source
+                        .wait_for_append(appends_seen, self.options.poll_interval);
+                } else {
+                    // A batching window is open: wait for it (on the mapping's clock).
+                    (self.options.sleeper)(
+                        self.options.poll_interval.min(Duration::from_millis(100)),
+                    );
+                }
             }
         }
     }

@@ -14,6 +14,19 @@ pub trait RecordSource: Send + Sync {
     fn get_shard_iterator(&self, shard: &str, kind: &ShardIteratorType) -> Result<String>;
     /// A page of records.
     fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput>;
+
+    /// A counter of appends, for [`RecordSource::wait_for_append`]; a source that cannot
+    /// observe appends returns 0.
+    fn appends(&self) -> u64 {
+        0
+    }
+
+    /// Blocks until the append counter passes `seen` or `timeout` passes. A source that cannot
+    /// observe appends (another process writes it) just waits out the timeout: that is polling.
+    fn wait_for_append(&self, seen: u64, timeout: std::time::Duration) {
+        let _ = seen;
+        std::thread::sleep(timeout);
+    }
 }
 
 impl RecordSource for Stream {
@@ -31,5 +44,13 @@ impl RecordSource for Stream {
 
     fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
         Stream::get_records(self, iterator, limit)
+    }
+
+    fn appends(&self) -> u64 {
+        Stream::appends(self)
+    }
+
+    fn wait_for_append(&self, seen: u64, timeout: std::time::Duration) {
+        Stream::wait_for_append(self, seen, timeout)
     }
 }

@@ -139,6 +139,12 @@ impl Stream {
                 }
             }
         }
+        if results
+            .iter()
+            .any(|r| r.as_ref().is_some_and(|r| r.error_code.is_none()))
+        {
+            self.notify_appended();
+        }
         self.maintain(now);
         let records: Vec<PutRecordsResultEntry> = results
             .into_iter()

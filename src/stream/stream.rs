@@ -91,6 +91,8 @@ pub struct Stream {
     pub(super) faults: Mutex<Option<(FaultInjection, SimRng)>>,
     pub(super) limits: Mutex<Option<(ThroughputLimits, Meter)>>,
     pub(super) last_maintenance_ms: Mutex<i64>,
+    /// Counts successful puts; pollers in this process wait on it instead of sleeping.
+    pub(super) appended: (Mutex<u64>, std::sync::Condvar),
     manifest_digest: Mutex<u64>,
     _lock: Option<Box<dyn DirLock>>,
 }
@@ -174,6 +176,7 @@ impl Stream {
             faults: Mutex::new(None),
             limits: Mutex::new(None),
             last_maintenance_ms: Mutex::new(i64::MIN),
+            appended: (Mutex::new(0), std::sync::Condvar::new()),
             manifest_digest: Mutex::new(digest),
             _lock: lock,
         })
@@ -182,6 +185,45 @@ impl Stream {
     /// Whether this handle writes the stream (else it follows another process's writes).
     pub fn is_writer(&self) -> bool {
         self._lock.is_some()
+    }
+
+    /// How many puts this handle has stored (a wake-up counter for consumers).
+    pub fn appends(&self) -> u64 {
+        *self
+            .appended
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Blocks until a put stores records after the counter read `seen`, or `timeout` passes.
+    /// A follower of another process's writes cannot see its puts and waits out the timeout.
+    pub fn wait_for_append(&self, seen: u64, timeout: Duration) {
+        let guard = self
+            .appended
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .appended
+            .1
+            .wait_timeout_while(guard, timeout, |count| *count <= seen)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    /// Wakes every consumer waiting on this stream, as a put would (so a mapping that was
+    /// told to stop notices at once instead of after its poll interval).
+    pub fn wake_consumers(&self) {
+        self.notify_appended();
+    }
+
+    pub(super) fn notify_appended(&self) {
+        *self
+            .appended
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) += 1;
+        self.appended.1.notify_all();
     }
 
     /// `ReadOnly` unless this handle writes the stream.
