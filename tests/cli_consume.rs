@@ -26,6 +26,26 @@ fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Puts each line of `lines` into stream `s` with `shardlog put-lines`.
+fn put_lines(dir: &Path, lines: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["put-lines", "s", "--partition-key", "k"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("put-lines");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(lines.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success());
+}
+
 const HANDLER: &str = r#"
 import base64, json, sys
 
@@ -204,22 +224,7 @@ fn keep_alive_handlers_serve_many_batches_and_restart_after_a_crash() {
             }
         })
         .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .arg("--data-dir")
-        .arg(d)
-        .args(["put-lines", "s", "--partition-key", "k"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    put_lines(d, &lines);
     let starts = d.join("starts.txt");
     let exec = format!(
         "python3 {} {} {}",
@@ -281,21 +286,7 @@ fn a_consumer_killed_mid_batch_resumes_from_its_checkpoint() {
     let delivered = d.join("delivered.txt");
     ok(d, &["stream", "create", "s", "--shards", "2"]);
     let lines: String = (0..300).map(|i| format!("r{i}\n")).collect();
-    let mut put = Command::new(env!("CARGO_BIN_EXE_shardlog"))
-        .arg("--data-dir")
-        .arg(d)
-        .args(["put-lines", "s", "--partition-key", "k"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    put.stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    assert!(put.wait().unwrap().success());
+    put_lines(d, &lines);
     let exec = format!("python3 {} {}", handler.display(), delivered.display());
     let consume = |until_idle: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardlog"));

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,20 +46,7 @@ fn children_wait_for_their_parents() {
     .unwrap();
     let delivered = recorder.batches().concat();
     assert_eq!(delivered.len(), 100);
-    let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for d in &delivered {
-        let (k, n) = d.split_once(':').unwrap();
-        per_key
-            .entry(k.into())
-            .or_default()
-            .push(n.parse().unwrap());
-    }
-    for (k, ns) in per_key {
-        assert!(
-            ns.windows(2).all(|w| w[0] < w[1]),
-            "key {k} in order across the split: {ns:?}"
-        );
-    }
+    assert_per_key_order(&delivered);
     let checkpoints =
         CheckpointStore::open("/sim/mappings/m/checkpoints", Arc::new(disk.clone())).unwrap();
     assert!(
@@ -109,17 +95,7 @@ fn lanes_run_concurrently_and_keep_per_key_order() {
     );
     let delivered = recorder.batches().concat();
     assert_eq!(delivered.len(), 3000);
-    let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for d in &delivered {
-        let (k, n) = d.split_once(':').unwrap();
-        per_key
-            .entry(k.into())
-            .or_default()
-            .push(n.parse().unwrap());
-    }
-    for (k, ns) in per_key {
-        assert!(ns.windows(2).all(|w| w[0] < w[1]), "key {k}: {ns:?}");
-    }
+    assert_per_key_order(&delivered);
     for batch in recorder.batches() {
         let keys: std::collections::BTreeSet<&str> =
             batch.iter().map(|d| d.split(':').next().unwrap()).collect();
@@ -242,20 +218,7 @@ fn a_merged_child_waits_for_both_parents() {
     .unwrap();
     let delivered = recorder.batches().concat();
     assert_eq!(delivered.len(), 160);
-    let mut per_key: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-    for d in &delivered {
-        let (k, n) = d.split_once(':').unwrap();
-        per_key
-            .entry(k.into())
-            .or_default()
-            .push(n.parse().unwrap());
-    }
-    for (k, ns) in per_key {
-        assert!(
-            ns.windows(2).all(|w| w[0] < w[1]),
-            "key {k} in order across the merge"
-        );
-    }
+    assert_per_key_order(&delivered);
     let first_child = delivered
         .iter()
         .position(|d| d.split_once(':').unwrap().1.parse::<u32>().unwrap() >= 80)

@@ -334,3 +334,18 @@ pub fn failure_records(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("failure record JSON"))
         .collect()
 }
+
+/// Asserts that records written as `KEY:N` with increasing N arrive in increasing N per key.
+pub fn assert_per_key_order(delivered: &[String]) {
+    let mut per_key: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+    for d in delivered {
+        let (k, n) = d.split_once(':').expect("KEY:N");
+        per_key.entry(k).or_default().push(n.parse().expect("N"));
+    }
+    for (k, ns) in per_key {
+        assert!(
+            ns.windows(2).all(|w| w[0] < w[1]),
+            "key {k} out of order: {ns:?}"
+        );
+    }
+}
