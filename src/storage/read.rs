@@ -72,6 +72,18 @@ impl From<RecordRef<'_>> for Record {
     }
 }
 
+/// Buffers a thread reuses across reads: a batch read from the active segment and a
+/// decompressed record section. Reusing them avoids a fresh (page-faulting) allocation of up
+/// to a batch's size on every read; each is bounded by the largest batch (16 MiB).
+struct ReadBuffers {
+    batch: Vec<u8>,
+    scratch: DecodeScratch,
+}
+
+thread_local! {
+    static READ_BUFFERS: std::cell::RefCell<Option<ReadBuffers>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Calls `each` on every batch from `start` (an index entry or the segment start) to `end`,
 /// until it returns `false`. Batches must be contiguous in sequence numbers.
 fn walk_batches(
@@ -82,20 +94,39 @@ fn walk_batches(
     end: u64,
     each: &mut dyn FnMut(&BatchView<'_>) -> bool,
 ) -> Result<bool> {
+    // Taken out for the walk (a nested walk on this thread simply gets fresh buffers).
+    let mut buffers = READ_BUFFERS
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_else(|| ReadBuffers {
+            batch: Vec::new(),
+            scratch: DecodeScratch::default(),
+        });
+    let result = walk_with(source, path, start, base, end, each, &mut buffers);
+    READ_BUFFERS.with(|slot| *slot.borrow_mut() = Some(buffers));
+    result
+}
+
+fn walk_with(
+    source: Source<'_>,
+    path: &Path,
+    start: Option<IndexEntry>,
+    base: u64,
+    end: u64,
+    each: &mut dyn FnMut(&BatchView<'_>) -> bool,
+    buffers: &mut ReadBuffers,
+) -> Result<bool> {
     let (mut position, mut expected) = match start {
         Some(e) => (e.position, e.sequence),
         None => (SEGMENT_HEADER_LEN as u64, base),
     };
-    let mut buf = Vec::new();
-    let mut scratch = DecodeScratch::default();
     while position < end {
         let view = load_batch(
             source,
             position,
             end,
             Some(expected),
-            &mut buf,
-            &mut scratch,
+            &mut buffers.batch,
+            &mut buffers.scratch,
         )
         .map_err(|e: LoadError| e.into_error(path, position))?;
         if !each(&view) {
