@@ -481,7 +481,12 @@ impl Shared {
         };
         drop(state);
         self.synced_cv.notify_all();
-        outcome?;
+        outcome
+    }
+
+    /// Writes a checkpoint if the last one is older than the checkpoint interval. Called by
+    /// the background thread, never on an appender's path: its fsyncs would be put latency.
+    fn checkpoint_if_due(&self) -> Result<()> {
         if lock(&self.checkpointer).last_written.elapsed() >= self.options.checkpoint_interval {
             self.write_checkpoint(false)?;
         }
@@ -671,9 +676,14 @@ impl Shared {
         Ok(report)
     }
 
+    /// The background thread: syncs every interval in `Interval` mode, and in `Always` and
+    /// `Interval` modes writes the periodic recovery-point checkpoint. `None` mode syncs (and so
+    /// checkpoints) only at rolls and close.
     fn start_background(self: &Arc<Self>) -> Option<Background> {
-        let Durability::Interval(interval) = self.options.durability else {
-            return None;
+        let interval = match self.options.durability {
+            Durability::Interval(interval) => interval.min(self.options.checkpoint_interval),
+            Durability::Always => self.options.checkpoint_interval,
+            Durability::None => return None,
         };
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let weak = Arc::downgrade(self);
@@ -691,6 +701,7 @@ fn background_sync(
     stop: Arc<(Mutex<bool>, Condvar)>,
     interval: Duration,
 ) {
+    let mut last_sync = Instant::now();
     loop {
         {
             let stopped = lock(&stop.0);
@@ -705,9 +716,17 @@ fn background_sync(
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let target = lock(&shared.writer).lsn;
         // A failure poisons the log; appenders see it on their next call.
-        if shared.sync_to(target).is_err() {
+        if let Durability::Interval(every) = shared.options.durability {
+            if last_sync.elapsed() >= every {
+                last_sync = Instant::now();
+                let target = lock(&shared.writer).lsn;
+                if shared.sync_to(target).is_err() {
+                    return;
+                }
+            }
+        }
+        if shared.checkpoint_if_due().is_err() {
             return;
         }
     }
