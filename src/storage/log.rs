@@ -160,7 +160,7 @@ impl Log {
         let background = shared.start_background();
         Ok(Log {
             shared,
-            report: recovered.report,
+            report,
             background,
         })
     }
@@ -299,11 +299,10 @@ impl Log {
             // open must recover rather than trust a clean mark.
             return Ok(());
         }
-        let _writer = self.shared.lock_writer()?;
-        let target = _writer.lsn;
-        drop(_writer);
+        let target = self.shared.lock_writer()?.lsn;
         self.shared.sync_to(target)?;
-        let _writer = self.shared.lock_writer()?;
+        // Held so no append lands between the final sync and the clean mark.
+        let _appends_blocked = self.shared.lock_writer()?;
         self.shared.write_checkpoint(true)
     }
 }

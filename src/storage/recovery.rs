@@ -51,12 +51,11 @@ pub struct RecoveryReport {
     pub temp_files_removed: u64,
 }
 
-/// The state a writer starts from.
+/// The state a writer starts from (what recovery did is in the caller's report).
 #[derive(Debug)]
 pub(crate) struct Recovered {
     pub segments: Segments,
     pub cursor: ScanCursor,
-    pub report: RecoveryReport,
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -222,7 +221,6 @@ pub(crate) fn recover(
                 active: Some(Arc::new(active)),
             },
             cursor,
-            report: report.clone(),
         });
     };
 
@@ -263,7 +261,6 @@ pub(crate) fn recover(
                 active: Some(Arc::new(active)),
             },
             cursor,
-            report: report.clone(),
         });
     }
 
@@ -282,7 +279,6 @@ pub(crate) fn recover(
             active: Some(Arc::new(active)),
         },
         cursor,
-        report: report.clone(),
     })
 }
 
