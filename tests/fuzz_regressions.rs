@@ -134,3 +134,11 @@ fn write_seed_corpus() {
         std::fs::write(recover.join(format!("damage_{selector}")), input).expect("write");
     }
 }
+
+#[test]
+fn stream_model_inputs_replay() {
+    assert!(
+        replay("stream_model", shardlog::testing::stream_model) >= 5,
+        "seed corpus present"
+    );
+}

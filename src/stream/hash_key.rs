@@ -57,10 +57,16 @@ pub fn uniform_ranges(count: u32) -> Vec<HashKeyRange> {
     if count == 0 {
         return Vec::new();
     }
-    // floor(2^128 / n) computed without overflow: floor((2^128 - 1) / n), plus one when n
-    // divides 2^128 exactly (n a power of two).
     let n = u128::from(count);
-    let step = HASH_KEY_MAX / n + u128::from(n.is_power_of_two());
+    // floor(2^128 / n) computed without overflow: floor((2^128 - 1) / n), plus one when n
+    // divides 2^128 exactly (n a power of two). For n = 1 the step is 2^128 itself, which
+    // u128 cannot hold; the one shard owns the whole space.
+    let Some(step) = (HASH_KEY_MAX / n).checked_add(u128::from(n.is_power_of_two())) else {
+        return vec![HashKeyRange {
+            start: 0,
+            end: HASH_KEY_MAX,
+        }];
+    };
     (0..n)
         .map(|i| HashKeyRange {
             start: i * step,
@@ -86,6 +92,9 @@ mod tests {
         );
     }
 
+    /// Bug: `uniform_ranges(1)` computed its step as `(2^128 - 1) + 1`, which overflows u128:
+    /// a panic in debug builds (every one-shard stream), a silent wrap to 0 in release. Found
+    /// by the `stream_model` fuzz target, whose builds keep overflow checks on.
     #[test]
     fn uniform_ranges_partition_the_space() {
         for n in [1u32, 2, 3, 4, 5, 7, 8, 100, 1000] {

@@ -11,7 +11,7 @@ use crate::format::envelope::{self, EnvelopeError};
 /// Magic bytes of a manifest file.
 pub const MANIFEST_MAGIC: [u8; 4] = *b"SLGM";
 /// The manifest version this build writes and reads.
-pub const MANIFEST_VERSION: u8 = 1;
+pub const MANIFEST_VERSION: u8 = 2;
 /// The largest manifest accepted (a stream of 10,000 shards fits easily).
 pub const MANIFEST_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
@@ -83,6 +83,11 @@ pub(crate) struct Manifest {
     pub name: String,
     pub created_ms: i64,
     pub retention_ms: u64,
+    /// Records that arrived before this time stay unreadable whatever the retention: set when
+    /// retention is lengthened, so that records already expired are not brought back (as
+    /// IncreaseStreamRetentionPeriod promises). Absent in version 1 manifests (0).
+    #[serde(default)]
+    pub expired_before_ms: i64,
     pub compression: CompressionSetting,
     pub durability: DurabilitySetting,
     pub max_record_bytes: u64,
@@ -104,8 +109,13 @@ impl Manifest {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let json =
-            envelope::decode(bytes, MANIFEST_MAGIC, MANIFEST_VERSION).map_err(|e| match e {
+        // Version 1 is version 2 without `expired_before_ms`; both are read.
+        let json = envelope::decode(bytes, MANIFEST_MAGIC, MANIFEST_VERSION)
+            .or_else(|e| match e {
+                EnvelopeError::UnsupportedVersion(1) => envelope::decode(bytes, MANIFEST_MAGIC, 1),
+                other => Err(other),
+            })
+            .map_err(|e| match e {
                 EnvelopeError::Corrupt(reason) => ManifestError::Corrupt(reason),
                 EnvelopeError::UnsupportedVersion(v) => ManifestError::UnsupportedVersion(v),
             })?;
@@ -127,6 +137,7 @@ mod tests {
             name: "orders".into(),
             created_ms: 5,
             retention_ms: 86_400_000,
+            expired_before_ms: 0,
             compression: CompressionSetting::Zstd { level: 3 },
             durability: DurabilitySetting::Interval { interval_ms: 100 },
             max_record_bytes: 1 << 20,
@@ -158,11 +169,24 @@ mod tests {
             assert!(Manifest::decode(&damaged).is_err(), "flip at {at}");
         }
         let mut newer = bytes.clone();
-        newer[4] = 2;
+        newer[4] = 3;
         assert_eq!(
             Manifest::decode(&newer),
-            Err(ManifestError::UnsupportedVersion(2))
+            Err(ManifestError::UnsupportedVersion(3))
         );
         assert!(Manifest::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn version_1_manifests_read_with_no_expiry_floor() {
+        let mut m = sample();
+        m.expired_before_ms = 77;
+        let mut json: serde_json::Value = serde_json::to_value(&m).unwrap();
+        json.as_object_mut().unwrap().remove("expired_before_ms");
+        let v1 = envelope::encode(MANIFEST_MAGIC, 1, &serde_json::to_vec(&json).unwrap());
+        let read = Manifest::decode(&v1).unwrap();
+        assert_eq!(read.expired_before_ms, 0);
+        assert_eq!(read.shards, m.shards);
+        assert_eq!(Manifest::decode(&m.encode()).unwrap().expired_before_ms, 77);
     }
 }

@@ -30,11 +30,19 @@ impl Stream {
         state.manifest.retention_ms
     }
 
-    /// The oldest readable log sequence of a shard: past retention deletions and past
-    /// records older than the retention period.
-    fn trim_horizon(&self, state: &StreamState, shard: &Shard) -> Result<u64> {
+    /// Records that arrived before this time are unreadable: older than the retention period
+    /// now, or expired under a shorter retention before it was lengthened.
+    pub(super) fn expiry_cutoff_ms(&self, state: &StreamState) -> i64 {
         let retention = i64::try_from(Self::retention_ms(state)).unwrap_or(i64::MAX);
-        let cutoff = self.now_ms().saturating_sub(retention);
+        self.now_ms()
+            .saturating_sub(retention)
+            .max(state.manifest.expired_before_ms)
+    }
+
+    /// The oldest readable log sequence of a shard: past retention deletions and past
+    /// records that arrived before the expiry cutoff.
+    fn trim_horizon(&self, state: &StreamState, shard: &Shard) -> Result<u64> {
+        let cutoff = self.expiry_cutoff_ms(state);
         let by_age = shard.log.sequence_at_timestamp(cutoff)?;
         Ok(by_age.max(shard.log.first_sequence()?))
     }
@@ -53,11 +61,8 @@ impl Stream {
 
     /// Whether a closed shard's data has all passed retention.
     pub(super) fn is_expired(&self, state: &StreamState, shard: &Shard) -> bool {
-        let retention = i64::try_from(Self::retention_ms(state)).unwrap_or(i64::MAX);
-        shard
-            .meta
-            .closed
-            .is_some_and(|c| self.now_ms().saturating_sub(c.closed_ms) > retention)
+        let cutoff = self.expiry_cutoff_ms(state);
+        shard.meta.closed.is_some_and(|c| c.closed_ms < cutoff)
     }
 
     /// A shard iterator: an opaque token valid for five minutes.

@@ -169,6 +169,7 @@ impl Store {
             name: name.to_string(),
             created_ms: now,
             retention_ms: u64::try_from(config.retention.as_millis()).unwrap_or(u64::MAX),
+            expired_before_ms: 0,
             compression: compression_setting(config.compression),
             durability: durability_setting(config.durability),
             max_record_bytes: config.max_record_bytes,

@@ -337,8 +337,9 @@ impl Stream {
     }
 
     /// Changes how long records stay readable. Shortening hides older records at once and
-    /// deletes their segments at the next retention pass; lengthening does not bring back
-    /// records already deleted.
+    /// deletes their segments at the next retention pass; lengthening keeps readable only
+    /// records that had not yet expired (as Kinesis' IncreaseStreamRetentionPeriod does),
+    /// even where their segments still exist.
     pub fn set_retention(&self, retention: Duration) -> Result<()> {
         self.check_writer()?;
         if retention.is_zero() {
@@ -348,6 +349,7 @@ impl Stream {
         }
         let mut state = self.write_state();
         let mut manifest = state.manifest.clone();
+        manifest.expired_before_ms = self.expiry_cutoff_ms(&state);
         manifest.retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
         self.commit(&manifest)?;
         for shard in state.shards.values() {

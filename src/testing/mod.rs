@@ -276,3 +276,6 @@ pub fn filter_pattern_total(data: &[u8]) {
         ),
     }
 }
+
+mod stream_model;
+pub use stream_model::stream_model;
