@@ -142,3 +142,11 @@ fn stream_model_inputs_replay() {
         "seed corpus present"
     );
 }
+
+#[test]
+fn esm_model_inputs_replay() {
+    assert!(
+        replay("esm_model", shardlog::testing::esm_model) >= 5,
+        "seed corpus present"
+    );
+}

@@ -149,7 +149,16 @@ impl EventSourceMapping {
         Ok(self.metrics())
     }
 
-    /// Runs until `stop` is set.
+    /// Runs until every shard is caught up and nothing is in flight, or until `stop` is set;
+    /// batches in flight when it is set are abandoned between attempts, their records left
+    /// after the checkpoint for the next run.
+    pub fn run_until_idle_or_stopped(&self, stop: &AtomicBool) -> Result<MetricsSnapshot> {
+        self.drive(stop, true)?;
+        Ok(self.metrics())
+    }
+
+    /// Runs until `stop` is set; batches in flight then are abandoned between attempts,
+    /// their records left after the checkpoint for the next run.
     pub fn run(&self, stop: &AtomicBool) -> Result<MetricsSnapshot> {
         self.drive(stop, false)?;
         Ok(self.metrics())

@@ -119,7 +119,9 @@ impl EventSourceMapping {
                 if !pending.is_empty() && pending_bytes + json.len() + 1 > INVOKE_PAYLOAD_BYTES_MAX
                 {
                     let last = pending.last().map(|p| p.record.sequence_number.clone());
-                    self.process_batch(shard, std::mem::take(&mut pending))?;
+                    if !self.process_batch(shard, std::mem::take(&mut pending), stop)? {
+                        return Ok(());
+                    }
                     pending_bytes = EVENT_ENVELOPE_BYTES;
                     if let Some(last) = last {
                         self.checkpoint(shard, &last, false)?;
@@ -136,7 +138,10 @@ impl EventSourceMapping {
                 pending.len() >= batch_size || end_of_shard || (window_over && !pending.is_empty());
             if flush {
                 if !pending.is_empty() {
-                    self.process_batch(shard, std::mem::take(&mut pending))?;
+                    if !self.process_batch(shard, std::mem::take(&mut pending), stop)? {
+                        // Stopped mid-batch: the checkpoint stays before it.
+                        return Ok(());
+                    }
                     pending_bytes = EVENT_ENVELOPE_BYTES;
                 }
                 window_start = self.options.clock.now_ms();
@@ -181,11 +186,13 @@ impl EventSourceMapping {
     }
 
     /// Processes one batch, split into lanes by partition key when ParallelizationFactor > 1
-    /// (per-key order holds; lanes run concurrently); returns when every lane is done.
-    fn process_batch(&self, shard: &str, batch: Vec<Pending>) -> Result<()> {
+    /// (per-key order holds; lanes run concurrently); returns when every lane is done, with
+    /// `false` when `stop` made a lane abandon its records (nothing past the checkpoint may
+    /// then be checkpointed).
+    fn process_batch(&self, shard: &str, batch: Vec<Pending>, stop: &AtomicBool) -> Result<bool> {
         let lanes = self.config.parallelization_factor as usize;
         if lanes <= 1 {
-            return self.process_lane(shard, 0, batch);
+            return self.process_lane(shard, 0, batch, stop);
         }
         let mut by_lane: Vec<Vec<Pending>> = vec![Vec::new(); lanes];
         for p in batch {
@@ -200,7 +207,9 @@ impl EventSourceMapping {
                 .into_iter()
                 .enumerate()
                 .filter(|(_, records)| !records.is_empty())
-                .map(|(lane, records)| scope.spawn(move || self.process_lane(shard, lane, records)))
+                .map(|(lane, records)| {
+                    scope.spawn(move || self.process_lane(shard, lane, records, stop))
+                })
                 .collect();
             handles
                 .into_iter()
@@ -208,8 +217,8 @@ impl EventSourceMapping {
                     h.join()
                         .unwrap_or_else(|_| Err(Error::Internal("a lane panicked".into())))
                 })
-                .collect::<Result<Vec<()>>>()
-                .map(|_| ())
+                .collect::<Result<Vec<bool>>>()
+                .map(|completed| completed.iter().all(|c| *c))
         })
     }
 
@@ -218,14 +227,25 @@ impl EventSourceMapping {
             && invokes > self.config.maximum_retry_attempts as u64
     }
 
-    /// Invokes one lane's records until each is done, filtered or discarded.
-    fn process_lane(&self, shard: &str, lane: usize, records: Vec<Pending>) -> Result<()> {
+    /// Invokes one lane's records until each is done, filtered or discarded (`true`), or
+    /// until `stop` is set between attempts (`false`: the rest is abandoned, to be redelivered
+    /// from the checkpoint by the next run).
+    fn process_lane(
+        &self,
+        shard: &str,
+        lane: usize,
+        records: Vec<Pending>,
+        stop: &AtomicBool,
+    ) -> Result<bool> {
         let mut queue: VecDeque<(Vec<Pending>, u64)> = VecDeque::from([(records, 0)]);
         let max_age_ms = self
             .config
             .maximum_record_age_in_seconds
             .saturating_mul(1000);
         while let Some((mut batch, mut invokes)) = queue.pop_front() {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
             if max_age_ms >= 0 {
                 let now = self.options.clock.now_ms();
                 let (expired, young): (Vec<Pending>, Vec<Pending>) = batch
@@ -333,7 +353,7 @@ impl EventSourceMapping {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reports a discarded batch to the destination (or counts it dropped).

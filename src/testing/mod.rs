@@ -279,3 +279,6 @@ pub fn filter_pattern_total(data: &[u8]) {
 
 mod stream_model;
 pub use stream_model::stream_model;
+
+mod esm_model;
+pub use esm_model::esm_model;
