@@ -166,7 +166,10 @@ fn consume_rejects_bad_settings_in_one_line() {
             "InvalidParameterValueException",
         ),
         (vec!["--filter-criteria", "{not json"], "not JSON"),
-        (vec!["--tumbling-window-in-seconds", "30"], "not supported"),
+        (
+            vec!["--tumbling-window-in-seconds", "901"],
+            "InvalidParameterValueException",
+        ),
         (
             vec!["--on-failure", "stream:missing"],
             "ResourceNotFoundException",

@@ -85,12 +85,17 @@ pub fn event_record_json(record: &PolledRecord, id: &MappingIdentity) -> String 
 /// Bytes of the `{"Records":[...]}` wrapper around the record JSONs (plus commas).
 pub const EVENT_ENVELOPE_BYTES: usize = r#"{"Records":[]}"#.len();
 
-/// The invocation payload from record JSONs; `extra` adds top-level fields (tumbling windows).
-pub fn event_json(
-    records: &[&str],
-    extra: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> String {
-    let mut out = String::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 64);
+/// The invocation payload from record JSONs; `extra` appends top-level fields, given as
+/// (name, JSON text) in order (tumbling windows).
+pub fn event_json(records: &[&str], extra: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(
+        records.iter().map(|r| r.len() + 1).sum::<usize>()
+            + extra
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>()
+            + 16,
+    );
     out.push_str(r#"{"Records":["#);
     for (i, record) in records.iter().enumerate() {
         if i > 0 {
@@ -99,13 +104,11 @@ pub fn event_json(
         out.push_str(record);
     }
     out.push(']');
-    if let Some(extra) = extra {
-        for (key, value) in extra {
-            out.push(',');
-            out.push_str(&serde_json::to_string(key).unwrap_or_default());
-            out.push(':');
-            out.push_str(&value.to_string());
-        }
+    for (key, value) in extra {
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":");
+        out.push_str(value);
     }
     out.push('}');
     out

@@ -100,12 +100,6 @@ impl EventSourceMapping {
         options: MappingOptions,
     ) -> Result<EventSourceMapping> {
         config.validate()?;
-        if config.tumbling_window_in_seconds > 0 {
-            // Refused rather than ignored: a handler written for windows would get wrong state.
-            return Err(Error::InvalidParameterValue(
-                "TumblingWindowInSeconds is not supported by this version of shardlog yet; set it to 0".into(),
-            ));
-        }
         let patterns: Vec<String> = config
             .filter_criteria
             .filters

@@ -14,6 +14,7 @@ mod metrics;
 mod poller;
 mod response;
 mod source;
+mod window;
 
 pub use checkpoint::{CheckpointStore, ShardCheckpoint, CHECKPOINTS_MAGIC, CHECKPOINTS_VERSION};
 pub use config::{
@@ -32,3 +33,4 @@ pub use metrics::{Counters, MetricsSnapshot};
 pub use poller::INVOKE_PAYLOAD_BYTES_MAX;
 pub use response::{judge, BatchVerdict};
 pub use source::RecordSource;
+pub use window::WINDOW_STATE_BYTES_MAX;

@@ -13,6 +13,10 @@ use super::event::{
 use super::function::Invocation;
 use super::mapping::EventSourceMapping;
 use super::response::{judge, BatchVerdict};
+use super::window::{
+    answer_state, state_too_large, window_fields, LaneWindow, OpenWindow, WindowAnswer,
+    WindowBounds,
+};
 use crate::error::{Error, Result};
 use crate::stream::ShardIteratorType;
 
@@ -67,8 +71,12 @@ impl EventSourceMapping {
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_bytes = EVENT_ENVELOPE_BYTES;
         let mut read_upto: Option<String> = None;
-        let window_ms = i64::from(self.config.maximum_batching_window_in_seconds) * 1000;
-        let mut window_start = self.options.clock.now_ms();
+        let batching_window_ms = i64::from(self.config.maximum_batching_window_in_seconds) * 1000;
+        let tumbling_ms = i64::from(self.config.tumbling_window_in_seconds) * 1000;
+        let lanes = self.config.parallelization_factor as usize;
+        // The tumbling window being filled; while one is open the checkpoint stays before it.
+        let mut tumbling: Option<OpenWindow> = None;
+        let mut batching_start = self.options.clock.now_ms();
         let batch_size = self.config.batch_size as usize;
         loop {
             if stop.load(Ordering::SeqCst) {
@@ -83,12 +91,15 @@ impl EventSourceMapping {
                     continue;
                 }
                 Err(Error::ExpiredIterator(_)) => {
-                    // Resume from the checkpoint, never from the starting position.
-                    iterator = self
-                        .source
-                        .get_shard_iterator(shard, &self.start_position(shard))?;
-                    pending.clear();
-                    pending_bytes = EVENT_ENVELOPE_BYTES;
+                    // Re-acquire by sequence number, never from the starting position: just
+                    // after the last record read (everything up to it is processed, pending or
+                    // filtered, and pending batches and an open window are kept), or from the
+                    // checkpoint when this run has read nothing yet.
+                    let resume = match &read_upto {
+                        Some(seq) => ShardIteratorType::AfterSequenceNumber(seq.clone()),
+                        None => self.start_position(shard),
+                    };
+                    iterator = self.source.get_shard_iterator(shard, &resume)?;
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -97,7 +108,7 @@ impl EventSourceMapping {
             self.metrics
                 .update(shard, |c| c.polled_event_count += count);
             for r in page.records {
-                read_upto = Some(r.sequence_number.clone());
+                let previous = read_upto.replace(r.sequence_number.clone());
                 let seconds = r.approximate_arrival_timestamp_ms as f64 / 1000.0;
                 if !self
                     .filters
@@ -106,6 +117,28 @@ impl EventSourceMapping {
                     self.metrics
                         .update(shard, |c| c.filtered_out_event_count += 1);
                     continue;
+                }
+                if tumbling_ms > 0 {
+                    let arrival = r.approximate_arrival_timestamp_ms;
+                    if let Some(open) = tumbling.take_if(|w| !w.contains(arrival)) {
+                        // A record of a later window: finish the open one first.
+                        if !self.finish_window(
+                            shard,
+                            &mut pending,
+                            open,
+                            previous.as_deref(),
+                            stop,
+                        )? {
+                            return Ok(());
+                        }
+                        pending_bytes = EVENT_ENVELOPE_BYTES;
+                        batching_start = self.options.clock.now_ms();
+                    }
+                    if tumbling.is_none() {
+                        tumbling = Some(OpenWindow::containing(arrival, tumbling_ms, lanes));
+                        pending_bytes = EVENT_ENVELOPE_BYTES
+                            + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
+                    }
                 }
                 let record = PolledRecord {
                     shard_id: shard.to_string(),
@@ -119,34 +152,58 @@ impl EventSourceMapping {
                 if !pending.is_empty() && pending_bytes + json.len() + 1 > INVOKE_PAYLOAD_BYTES_MAX
                 {
                     let last = pending.last().map(|p| p.record.sequence_number.clone());
-                    if !self.process_batch(shard, std::mem::take(&mut pending), stop)? {
+                    let batch = std::mem::take(&mut pending);
+                    if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
                         return Ok(());
                     }
-                    pending_bytes = EVENT_ENVELOPE_BYTES;
-                    if let Some(last) = last {
+                    pending_bytes = EVENT_ENVELOPE_BYTES
+                        + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
+                    if let (Some(last), None) = (last, &tumbling) {
                         self.checkpoint(shard, &last, false)?;
                     }
-                    window_start = self.options.clock.now_ms();
+                    batching_start = self.options.clock.now_ms();
                 }
                 pending_bytes += json.len() + 1;
                 pending.push(Pending { record, json });
             }
             let end_of_shard = page.next_shard_iterator.is_none();
             let caught_up = page.millis_behind_latest == 0 && (count as usize) < want;
-            let window_over = self.options.clock.now_ms().saturating_sub(window_start) >= window_ms;
+            let now = self.options.clock.now_ms();
+            let window_over = now.saturating_sub(batching_start) >= batching_window_ms;
             let flush =
                 pending.len() >= batch_size || end_of_shard || (window_over && !pending.is_empty());
             if flush {
                 if !pending.is_empty() {
-                    if !self.process_batch(shard, std::mem::take(&mut pending), stop)? {
+                    let batch = std::mem::take(&mut pending);
+                    if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
                         // Stopped mid-batch: the checkpoint stays before it.
                         return Ok(());
                     }
-                    pending_bytes = EVENT_ENVELOPE_BYTES;
+                    pending_bytes = EVENT_ENVELOPE_BYTES
+                        + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
                 }
-                window_start = self.options.clock.now_ms();
+                batching_start = self.options.clock.now_ms();
             }
-            if pending.is_empty() {
+            // A tumbling window closes at the shard's end, or once its end has passed and the
+            // shard is caught up (no record of it can still arrive). An idle run waits for it.
+            if let Some(open) = &tumbling {
+                let mut closes = end_of_shard || (caught_up && now >= open.bounds.end_ms);
+                if !closes && caught_up && until_idle && pending.is_empty() {
+                    let wait_ms = open.bounds.end_ms.saturating_sub(now).max(1);
+                    (self.options.sleeper)(Duration::from_millis(wait_ms.unsigned_abs()));
+                    closes = self.options.clock.now_ms() >= open.bounds.end_ms;
+                }
+                if closes {
+                    if let Some(open) = tumbling.take() {
+                        let upto = read_upto.clone();
+                        if !self.finish_window(shard, &mut pending, open, upto.as_deref(), stop)? {
+                            return Ok(());
+                        }
+                        pending_bytes = EVENT_ENVELOPE_BYTES;
+                    }
+                }
+            }
+            if pending.is_empty() && tumbling.is_none() {
                 if let Some(seq) = &read_upto {
                     self.checkpoint(shard, seq, false)?;
                 }
@@ -168,15 +225,16 @@ impl EventSourceMapping {
                 Some(next) => iterator = next,
             }
             if caught_up {
-                if until_idle && pending.is_empty() {
+                if until_idle && pending.is_empty() && tumbling.is_none() {
                     return Ok(());
                 }
-                if pending.is_empty() {
+                if pending.is_empty() && tumbling.is_none() {
                     // Caught up: wake on the next put in this process (or after a poll interval).
                     self.source
                         .wait_for_append(appends_seen, self.options.poll_interval);
                 } else {
-                    // A batching window is open: wait for it (on the mapping's clock).
+                    // A batching or tumbling window is open: wait for it (on the mapping's
+                    // clock).
                     (self.options.sleeper)(
                         self.options.poll_interval.min(Duration::from_millis(100)),
                     );
@@ -185,14 +243,54 @@ impl EventSourceMapping {
         }
     }
 
+    /// Invokes what is pending of a tumbling window, makes its final invocations, and then
+    /// checkpoints `upto` (the last record read before the next window). Returns `false` when
+    /// stopped before the window finished.
+    fn finish_window(
+        &self,
+        shard: &str,
+        pending: &mut Vec<Pending>,
+        mut window: OpenWindow,
+        upto: Option<&str>,
+        stop: &AtomicBool,
+    ) -> Result<bool> {
+        if !pending.is_empty() {
+            let batch = std::mem::take(pending);
+            if !self.process_batch(shard, batch, stop, Some(&mut window))? {
+                return Ok(false);
+            }
+        }
+        if !self.close_window(shard, &window, stop) {
+            return Ok(false);
+        }
+        if let Some(upto) = upto {
+            self.checkpoint(shard, upto, false)?;
+        }
+        Ok(true)
+    }
+
     /// Processes one batch, split into lanes by partition key when ParallelizationFactor > 1
     /// (per-key order holds; lanes run concurrently); returns when every lane is done, with
     /// `false` when `stop` made a lane abandon its records (nothing past the checkpoint may
     /// then be checkpointed).
-    fn process_batch(&self, shard: &str, batch: Vec<Pending>, stop: &AtomicBool) -> Result<bool> {
+    fn process_batch(
+        &self,
+        shard: &str,
+        batch: Vec<Pending>,
+        stop: &AtomicBool,
+        window: Option<&mut OpenWindow>,
+    ) -> Result<bool> {
         let lanes = self.config.parallelization_factor as usize;
+        let (bounds, mut lane_windows): (Option<WindowBounds>, Vec<Option<&mut LaneWindow>>) =
+            match window {
+                Some(w) => (Some(w.bounds), w.lanes.iter_mut().map(Some).collect()),
+                None => (None, Vec::new()),
+            };
+        lane_windows.resize_with(lanes.max(1), || None);
         if lanes <= 1 {
-            return self.process_lane(shard, 0, batch, stop);
+            let lane_window = lane_windows.into_iter().next().flatten();
+            let window = bounds.zip(lane_window);
+            return self.process_lane(shard, 0, batch, stop, window);
         }
         let mut by_lane: Vec<Vec<Pending>> = vec![Vec::new(); lanes];
         for p in batch {
@@ -205,10 +303,12 @@ impl EventSourceMapping {
         std::thread::scope(|scope| {
             let handles: Vec<_> = by_lane
                 .into_iter()
+                .zip(lane_windows)
                 .enumerate()
-                .filter(|(_, records)| !records.is_empty())
-                .map(|(lane, records)| {
-                    scope.spawn(move || self.process_lane(shard, lane, records, stop))
+                .filter(|(_, (records, _))| !records.is_empty())
+                .map(|(lane, (records, lane_window))| {
+                    let window = bounds.zip(lane_window);
+                    scope.spawn(move || self.process_lane(shard, lane, records, stop, window))
                 })
                 .collect();
             handles
@@ -222,7 +322,7 @@ impl EventSourceMapping {
         })
     }
 
-    fn exhausted(&self, invokes: u64) -> bool {
+    pub(crate) fn exhausted(&self, invokes: u64) -> bool {
         self.config.maximum_retry_attempts >= 0
             && invokes > self.config.maximum_retry_attempts as u64
     }
@@ -236,6 +336,7 @@ impl EventSourceMapping {
         lane: usize,
         records: Vec<Pending>,
         stop: &AtomicBool,
+        mut window: Option<(WindowBounds, &mut LaneWindow)>,
     ) -> Result<bool> {
         let mut queue: VecDeque<(Vec<Pending>, u64)> = VecDeque::from([(records, 0)]);
         let max_age_ms = self
@@ -275,8 +376,39 @@ impl EventSourceMapping {
                 .last()
                 .map_or(0, |p| now.saturating_sub(p.record.arrival_ms).max(0) as u64);
             let jsons: Vec<&str> = batch.iter().map(|p| p.json.as_str()).collect();
-            let event = event_json(&jsons, None);
-            let outcome = self.function.invoke(lane, &event);
+            let fields = window.as_ref().map_or_else(Vec::new, |(bounds, open)| {
+                window_fields(
+                    bounds,
+                    &open.state,
+                    shard,
+                    &self.identity.stream_arn,
+                    false,
+                    false,
+                )
+            });
+            let event = event_json(&jsons, &fields);
+            let mut outcome = self.function.invoke(lane, &event);
+            if let (Some((bounds, open)), Invocation::Returned(response)) =
+                (window.as_mut(), &outcome)
+            {
+                open.touched = true;
+                match answer_state(response.as_ref()) {
+                    WindowAnswer::State(state) => open.state = state,
+                    WindowAnswer::Missing => {
+                        outcome = Invocation::FunctionError(
+                            "the response of a tumbling-window invocation has no state".into(),
+                        );
+                    }
+                }
+                if state_too_large(&open.state) {
+                    // Past 1 MB the window ends early; its remaining records start afresh.
+                    let state = std::mem::take(&mut open.state);
+                    **open = LaneWindow::default();
+                    if !self.final_invoke(shard, lane, bounds, &state, true, stop) {
+                        return Ok(false);
+                    }
+                }
+            }
             let counted = !matches!(outcome, Invocation::ServiceError(_));
             self.metrics.update(shard, |c| {
                 if counted {
@@ -334,8 +466,13 @@ impl EventSourceMapping {
                     let failed = rest.len() as u64;
                     self.metrics
                         .update(shard, |c| c.failed_invoke_event_count += failed);
-                    // Everything before the lowest failure is done: checkpoint it.
-                    if let (Some(done), 1) = (batch.last(), self.config.parallelization_factor) {
+                    // Everything before the lowest failure is done: checkpoint it (inside a
+                    // tumbling window the checkpoint waits for the window's end).
+                    if let (Some(done), 1, None) = (
+                        batch.last(),
+                        self.config.parallelization_factor,
+                        window.as_ref(),
+                    ) {
                         self.checkpoint(shard, &done.record.sequence_number, false)?;
                     }
                     if self.exhausted(invokes) {

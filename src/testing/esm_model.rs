@@ -50,6 +50,8 @@ struct Scenario {
     parallel: bool,
     filter_below: Option<u8>,
     destination: bool,
+    tumbling: bool,
+    spread: bool,
     records: Vec<(u8, bool)>,
     script: Vec<Outcome>,
     crashes: Vec<(u8, u8)>,
@@ -94,6 +96,7 @@ struct ModelFunction {
     script: Vec<Outcome>,
     puts: BTreeMap<u128, Put>,
     report_item_failures: bool,
+    tumbling: bool,
     stop: Arc<AtomicBool>,
     checkpoints: Mutex<Arc<CheckpointStore>>,
     observed: Mutex<Observed>,
@@ -130,6 +133,7 @@ fn config_json(s: &Scenario) -> String {
         "BisectBatchOnFunctionError": s.bisect,
         "ParallelizationFactor": if s.parallel { 2 } else { 1 },
         "FunctionResponseTypes": if s.report_item_failures { vec!["ReportBatchItemFailures"] } else { vec![] },
+        "TumblingWindowInSeconds": if s.tumbling { 30 } else { 0 },
     });
     if let (Some(below), Some(object)) = (s.filter_below, config.as_object_mut()) {
         let pattern = json!({"data": {"n": [{"numeric": ["<", below % 40]}]}}).to_string();
@@ -220,6 +224,10 @@ fn run(s: &Scenario) {
         let Ok(out) = stream.put_record(entry, None) else {
             panic!("put on a healthy simulated disk");
         };
+        if s.spread {
+            // Records 7 s apart span several 30 s tumbling windows.
+            world.now_ms.fetch_add(7_000, Ordering::SeqCst);
+        }
         let sequence = parse(&out.sequence_number);
         puts.insert(
             sequence,
@@ -240,6 +248,7 @@ fn run(s: &Scenario) {
         script: s.script.iter().take(SCRIPT_MAX).copied().collect(),
         puts: puts.clone(),
         report_item_failures: s.report_item_failures,
+        tumbling: s.tumbling,
         stop: Arc::clone(&stop),
         checkpoints: Mutex::new(open_checkpoints(&world.disk)),
         observed: Mutex::new(Observed::default()),
@@ -388,7 +397,12 @@ impl Function for ModelFunction {
             return Invocation::ServiceError("consumer crashed".into());
         }
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
-            panic!("an invocation carries at least one record");
+            assert!(
+                self.tumbling && event.contains(r#""isFinalInvokeForWindow":true"#),
+                "only a window's final invocation carries no records"
+            );
+            observed.reached_function += 1;
+            return Invocation::Returned(Some(json!({"state": {}})));
         };
         let identity = (first.1, last.1, records.len());
         let attempt = {
@@ -464,6 +478,23 @@ impl Function for ModelFunction {
                 };
                 (Invocation::Returned(Some(response)), processed)
             }
+        };
+        // Inside a tumbling window Lambda needs an object with a `state`; without one the
+        // invocation fails whole.
+        let (invocation, processed_upto) = match invocation {
+            Invocation::Returned(response) if self.tumbling => {
+                match response.unwrap_or_else(|| json!({})) {
+                    Value::Object(mut object) => {
+                        object.insert("state".into(), json!({"n": records.len()}));
+                        (
+                            Invocation::Returned(Some(Value::Object(object))),
+                            processed_upto,
+                        )
+                    }
+                    other => (Invocation::Returned(Some(other)), 0),
+                }
+            }
+            other => (other, processed_upto),
         };
         observed.reached_function += 1;
         for record in records.iter().take(processed_upto) {
