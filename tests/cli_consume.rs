@@ -28,11 +28,16 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 
 /// Puts each line of `lines` into stream `s` with `shardlog put-lines`.
 fn put_lines(dir: &Path, lines: &str) {
+    put_lines_with(dir, lines, &[]);
+}
+
+fn put_lines_with(dir: &Path, lines: &str, extra: &[&str]) {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_shardlog"))
         .arg("--data-dir")
         .arg(dir)
         .args(["put-lines", "s", "--partition-key", "k"])
+        .args(extra)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -348,5 +353,55 @@ fn a_consumer_killed_mid_batch_resumes_from_its_checkpoint() {
     assert!(
         redelivered < 300,
         "resumed at the checkpoint, not the start ({redelivered} repeats)"
+    );
+}
+
+#[test]
+fn consume_passes_window_state_and_deaggregates_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["stream", "create", "s"]);
+    let lines: String = (0..50).map(|i| format!("line {i}\n")).collect();
+    put_lines_with(d, &lines, &["--aggregate"]);
+    let events = d.join("events.jsonl");
+    // Appends each event as a line and answers with a state, as a windowed handler must.
+    let handler = format!(
+        r#"cat >> '{0}'; echo >> '{0}'; echo '{{"state":{{"seen":true}}}}'"#,
+        events.display()
+    );
+    ok(
+        d,
+        &[
+            "consume",
+            "s",
+            "--mapping",
+            "w",
+            "--exec",
+            &handler,
+            "--tumbling-window-in-seconds",
+            "1",
+            "--deaggregate-records",
+            "--until-idle",
+        ],
+    );
+    let seen: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let user_records: usize = seen
+        .iter()
+        .map(|e| e["Records"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(user_records, 50, "every user record, de-aggregated");
+    assert!(seen[0]["Records"][0]["kinesis"]["subSequenceNumber"].is_u64());
+    let last = seen.last().unwrap();
+    assert_eq!(
+        last["isFinalInvokeForWindow"], true,
+        "the window's final invocation"
+    );
+    assert_eq!(
+        last["state"]["seen"], true,
+        "carrying the state the handler returned"
     );
 }

@@ -83,6 +83,10 @@ pub struct ConsumeArgs {
     /// DestinationConfig as JSON.
     #[arg(long)]
     destination_config: Option<String>,
+    /// Deliver the user records inside KPL aggregates instead of the aggregates (a shardlog
+    /// extension; the config key is DeaggregateRecords).
+    #[arg(long)]
+    deaggregate_records: bool,
     /// Shortcut for the on-failure destination: a file path or stream:NAME.
     #[arg(long)]
     on_failure: Option<String>,
@@ -163,6 +167,9 @@ fn config(args: &ConsumeArgs) -> Result<EsmConfig, Failure> {
             .map(|t| json_arg(t, "destination-config"))
             .transpose()?,
     );
+    if args.deaggregate_records {
+        set("DeaggregateRecords", Some(Value::Bool(true)));
+    }
     if let Some(target) = &args.on_failure {
         let destination = if target.starts_with("stream:") || target.starts_with("arn:") {
             target.clone()

@@ -101,6 +101,12 @@ pub struct EsmConfig {
     /// Whether the mapping polls (default true).
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
+    /// A shardlog extension, off by default (Lambda never does it): expand KPL-aggregated
+    /// records into their user records, each an event record of its own with the outer
+    /// sequence number and a `subSequenceNumber`. Filters then see user records; BatchSize
+    /// counts stream records, so an aggregate is never split across invocations.
+    #[serde(default)]
+    pub deaggregate_records: bool,
 }
 
 mod defaults {
@@ -136,6 +142,7 @@ impl Default for EsmConfig {
             filter_criteria: FilterCriteria::default(),
             tumbling_window_in_seconds: 0,
             enabled: true,
+            deaggregate_records: false,
         }
     }
 }

@@ -26,8 +26,11 @@ pub struct PolledRecord {
     pub sequence_number: String,
     /// Its partition key.
     pub partition_key: String,
-    /// Its data, as stored (KPL aggregates are not expanded).
+    /// Its data: as stored, or one user record of a KPL aggregate when the mapping
+    /// de-aggregates.
     pub data: Vec<u8>,
+    /// The user record's place in its aggregate, when the mapping de-aggregates.
+    pub sub_sequence_number: Option<u64>,
     /// Arrival time in ms.
     pub arrival_ms: i64,
 }
@@ -38,6 +41,8 @@ struct KinesisPart<'a> {
     kinesis_schema_version: &'a str,
     partition_key: &'a str,
     sequence_number: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_sequence_number: Option<u64>,
     data: String,
     approximate_arrival_timestamp: f64,
 }
@@ -68,6 +73,7 @@ pub fn event_record_json(record: &PolledRecord, id: &MappingIdentity) -> String 
             kinesis_schema_version: "1.0",
             partition_key: &record.partition_key,
             sequence_number: &record.sequence_number,
+            sub_sequence_number: record.sub_sequence_number,
             data: STANDARD.encode(&record.data),
             approximate_arrival_timestamp: record.arrival_ms as f64 / 1000.0,
         },

@@ -18,10 +18,19 @@ use super::window::{
     WindowBounds,
 };
 use crate::error::{Error, Result};
-use crate::stream::ShardIteratorType;
+use crate::format::kpl;
+use crate::stream::{KinesisRecord, ShardIteratorType};
 
 /// Lambda's synchronous invocation payload limit: 6 MB.
 pub const INVOKE_PAYLOAD_BYTES_MAX: usize = 6 * 1000 * 1000;
+
+/// One record as the function will see it (a user record when de-aggregating).
+struct Unit {
+    sequence_number: String,
+    partition_key: String,
+    data: Vec<u8>,
+    sub_sequence_number: Option<u64>,
+}
 
 /// A record with its event JSON, built once.
 #[derive(Debug, Clone)]
@@ -69,6 +78,9 @@ impl EventSourceMapping {
             .source
             .get_shard_iterator(shard, &self.start_position(shard))?;
         let mut pending: Vec<Pending> = Vec::new();
+        // Stream records behind `pending` (fewer than its entries when aggregates are
+        // expanded): BatchSize counts these.
+        let mut pending_records = 0usize;
         let mut pending_bytes = EVENT_ENVELOPE_BYTES;
         let mut read_upto: Option<String> = None;
         let batching_window_ms = i64::from(self.config.maximum_batching_window_in_seconds) * 1000;
@@ -83,7 +95,7 @@ impl EventSourceMapping {
                 return Ok(());
             }
             let appends_seen = self.source.appends();
-            let want = batch_size.saturating_sub(pending.len()).max(1);
+            let want = batch_size.saturating_sub(pending_records).max(1);
             let page = match self.source.get_records(&iterator, want) {
                 Ok(page) => page,
                 Err(Error::ProvisionedThroughputExceeded(_)) => {
@@ -110,71 +122,88 @@ impl EventSourceMapping {
             for r in page.records {
                 let previous = read_upto.replace(r.sequence_number.clone());
                 let seconds = r.approximate_arrival_timestamp_ms as f64 / 1000.0;
-                if !self
-                    .filters
-                    .keep(&r.partition_key, &r.sequence_number, seconds, &r.data)
-                {
-                    self.metrics
-                        .update(shard, |c| c.filtered_out_event_count += 1);
-                    continue;
-                }
-                if tumbling_ms > 0 {
-                    let arrival = r.approximate_arrival_timestamp_ms;
-                    if let Some(open) = tumbling.take_if(|w| !w.contains(arrival)) {
-                        // A record of a later window: finish the open one first.
-                        if !self.finish_window(
-                            shard,
-                            &mut pending,
-                            open,
-                            previous.as_deref(),
-                            stop,
-                        )? {
+                let arrival_ms = r.approximate_arrival_timestamp_ms;
+                let mut counted = false;
+                for unit in self.units(r) {
+                    if !self.filters.keep(
+                        &unit.partition_key,
+                        &unit.sequence_number,
+                        seconds,
+                        &unit.data,
+                    ) {
+                        self.metrics
+                            .update(shard, |c| c.filtered_out_event_count += 1);
+                        continue;
+                    }
+                    if tumbling_ms > 0 {
+                        if let Some(open) = tumbling.take_if(|w| !w.contains(arrival_ms)) {
+                            // A record of a later window: finish the open one first.
+                            if !self.finish_window(
+                                shard,
+                                &mut pending,
+                                open,
+                                previous.as_deref(),
+                                stop,
+                            )? {
+                                return Ok(());
+                            }
+                            pending_records = 0;
+                            pending_bytes = EVENT_ENVELOPE_BYTES;
+                            batching_start = self.options.clock.now_ms();
+                        }
+                        if tumbling.is_none() {
+                            tumbling = Some(OpenWindow::containing(arrival_ms, tumbling_ms, lanes));
+                            pending_bytes = EVENT_ENVELOPE_BYTES
+                                + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
+                        }
+                    }
+                    let record = PolledRecord {
+                        shard_id: shard.to_string(),
+                        sequence_number: unit.sequence_number,
+                        partition_key: unit.partition_key,
+                        data: unit.data,
+                        arrival_ms,
+                        sub_sequence_number: unit.sub_sequence_number,
+                    };
+                    let json = event_record_json(&record, &self.identity);
+                    // 6 MB: invoke what is gathered before this record would pass the limit.
+                    if !pending.is_empty()
+                        && pending_bytes + json.len() + 1 > INVOKE_PAYLOAD_BYTES_MAX
+                    {
+                        let batch = std::mem::take(&mut pending);
+                        pending_records = 0;
+                        counted = false;
+                        if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
                             return Ok(());
                         }
-                        pending_bytes = EVENT_ENVELOPE_BYTES;
-                        batching_start = self.options.clock.now_ms();
-                    }
-                    if tumbling.is_none() {
-                        tumbling = Some(OpenWindow::containing(arrival, tumbling_ms, lanes));
                         pending_bytes = EVENT_ENVELOPE_BYTES
                             + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
+                        // Everything before this stream record is done (part of an aggregate
+                        // may still be pending, so not the record itself).
+                        if let (Some(done), None) = (&previous, &tumbling) {
+                            self.checkpoint(shard, done, false)?;
+                        }
+                        batching_start = self.options.clock.now_ms();
                     }
+                    if !counted {
+                        pending_records += 1;
+                        counted = true;
+                    }
+                    pending_bytes += json.len() + 1;
+                    pending.push(Pending { record, json });
                 }
-                let record = PolledRecord {
-                    shard_id: shard.to_string(),
-                    sequence_number: r.sequence_number,
-                    partition_key: r.partition_key,
-                    data: r.data,
-                    arrival_ms: r.approximate_arrival_timestamp_ms,
-                };
-                let json = event_record_json(&record, &self.identity);
-                // 6 MB: invoke what is gathered before this record would pass the limit.
-                if !pending.is_empty() && pending_bytes + json.len() + 1 > INVOKE_PAYLOAD_BYTES_MAX
-                {
-                    let last = pending.last().map(|p| p.record.sequence_number.clone());
-                    let batch = std::mem::take(&mut pending);
-                    if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
-                        return Ok(());
-                    }
-                    pending_bytes = EVENT_ENVELOPE_BYTES
-                        + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
-                    if let (Some(last), None) = (last, &tumbling) {
-                        self.checkpoint(shard, &last, false)?;
-                    }
-                    batching_start = self.options.clock.now_ms();
-                }
-                pending_bytes += json.len() + 1;
-                pending.push(Pending { record, json });
             }
             let end_of_shard = page.next_shard_iterator.is_none();
             let caught_up = page.millis_behind_latest == 0 && (count as usize) < want;
             let now = self.options.clock.now_ms();
             let window_over = now.saturating_sub(batching_start) >= batching_window_ms;
-            let flush =
-                pending.len() >= batch_size || end_of_shard || (window_over && !pending.is_empty());
+            let flush = pending_records >= batch_size
+                || end_of_shard
+                || (window_over && !pending.is_empty());
             if flush {
                 if !pending.is_empty() {
                     let batch = std::mem::take(&mut pending);
+                    pending_records = 0;
                     if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
                         // Stopped mid-batch: the checkpoint stays before it.
                         return Ok(());
@@ -199,6 +228,7 @@ impl EventSourceMapping {
                         if !self.finish_window(shard, &mut pending, open, upto.as_deref(), stop)? {
                             return Ok(());
                         }
+                        pending_records = 0;
                         pending_bytes = EVENT_ENVELOPE_BYTES;
                     }
                 }
@@ -241,6 +271,28 @@ impl EventSourceMapping {
                 }
             }
         }
+    }
+
+    /// What one stream record becomes in events: itself, or with `DeaggregateRecords` the
+    /// user records of a KPL aggregate (a record that is not one passes through whole).
+    fn units(&self, r: KinesisRecord) -> Vec<Unit> {
+        if !self.config.deaggregate_records {
+            return vec![Unit {
+                sequence_number: r.sequence_number,
+                partition_key: r.partition_key,
+                data: r.data,
+                sub_sequence_number: None,
+            }];
+        }
+        kpl::deaggregate(&r.partition_key, None, &r.data)
+            .into_iter()
+            .map(|user| Unit {
+                sequence_number: r.sequence_number.clone(),
+                partition_key: user.partition_key,
+                data: user.data,
+                sub_sequence_number: user.sub_sequence_number,
+            })
+            .collect()
     }
 
     /// Invokes what is pending of a tumbling window, makes its final invocations, and then
