@@ -382,8 +382,19 @@ fn consume_passes_window_state_and_deaggregates_on_request() {
             "1",
             "--deaggregate-records",
             "--until-idle",
+            "--decision-log",
+            d.join("decisions.jsonl").to_str().unwrap(),
         ],
     );
+    let decisions: Vec<Value> = std::fs::read_to_string(d.join("decisions.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(decisions
+        .iter()
+        .any(|d| d["Decision"] == "Invoke" && d["final_for_window"] == true));
+    assert!(decisions.iter().any(|d| d["Decision"] == "Checkpoint"));
     let seen: Vec<Value> = std::fs::read_to_string(&events)
         .unwrap()
         .lines()

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Map, Value};
 use shardlog::consumer::{
-    CheckpointStore, Destination, EsmConfig, EventSourceMapping, ExecFunction, KeepAliveFunction,
-    MappingOptions, MetricsSnapshot,
+    CheckpointStore, DecisionLog, Destination, EsmConfig, EventSourceMapping, ExecFunction,
+    KeepAliveFunction, MappingOptions, MetricsSnapshot,
 };
 use shardlog::storage::RealFs;
 use shardlog::stream::validate_stream_name;
@@ -44,6 +44,10 @@ pub struct ConsumeArgs {
     /// Print the metrics at exit as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Write every decision of the mapping (invocations, outcomes, backoffs, bisects,
+    /// discards, checkpoints) to FILE as JSON lines at exit.
+    #[arg(long, value_name = "FILE")]
+    decision_log: Option<std::path::PathBuf>,
     /// TRIM_HORIZON, LATEST or AT_TIMESTAMP.
     #[arg(long)]
     starting_position: Option<String>,
@@ -243,8 +247,13 @@ pub fn run(dir: &Path, args: ConsumeArgs) -> Outcome {
     } else {
         Arc::new(ExecFunction::new(args.exec.clone(), timeout))
     };
+    let decision_log = args
+        .decision_log
+        .as_ref()
+        .map(|_| Arc::new(DecisionLog::default()));
     let options = MappingOptions {
         name: args.mapping.clone(),
+        decision_log: decision_log.clone(),
         ..MappingOptions::default()
     };
     let mapping =
@@ -258,6 +267,14 @@ pub fn run(dir: &Path, args: ConsumeArgs) -> Outcome {
             .map_err(|e| Failure::usage(format!("cannot handle Ctrl-C: {e}")))?;
         mapping.run(&stop)?
     };
+    if let (Some(path), Some(log)) = (&args.decision_log, &decision_log) {
+        std::fs::write(path, log.to_json_lines()).map_err(|e| {
+            Failure::usage(format!(
+                "cannot write the decision log {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
     print_metrics(&metrics, args.json);
     Ok(ExitCode::SUCCESS)
 }

@@ -136,6 +136,16 @@ pub enum Condition {
     RecordAgeExceeded,
 }
 
+impl Condition {
+    /// AWS's name of the condition.
+    pub fn name(self) -> &'static str {
+        match self {
+            Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
+            Condition::RecordAgeExceeded => "RecordAgeExceeded",
+        }
+    }
+}
+
 /// Builds the on-failure destination record for a discarded batch (AWS's shape and key order).
 pub fn failure_record(
     id: &MappingIdentity,
@@ -149,17 +159,13 @@ pub fn failure_record(
     let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
         return String::new();
     };
-    let condition_name = match condition {
-        Condition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
-        Condition::RecordAgeExceeded => "RecordAgeExceeded",
-    };
     let mut record = serde_json::Map::new();
     record.insert(
         "requestContext".into(),
         serde_json::json!({
             "requestId": request_id,
             "functionArn": id.function_arn,
-            "condition": condition_name,
+            "condition": condition.name(),
             "approximateInvokeCount": invoke_count,
         }),
     );

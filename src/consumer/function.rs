@@ -21,6 +21,15 @@ pub enum Invocation {
     ServiceError(String),
 }
 
+/// The name of an invocation's ending in decision logs.
+pub(crate) fn outcome_name(outcome: &Invocation) -> &'static str {
+    match outcome {
+        Invocation::Returned(_) => "Success",
+        Invocation::FunctionError(_) => "FunctionError",
+        Invocation::ServiceError(_) => "ServiceError",
+    }
+}
+
 /// A function invoked with the Lambda Kinesis event (JSON).
 pub trait Function: Send + Sync {
     /// Invokes the function for one batch. `lane` is the batch's lane within its shard

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::checkpoint::CheckpointStore;
 use super::config::EsmConfig;
+use super::decisions::{Decision, DecisionLog};
 use super::destination::Destination;
 use super::event::MappingIdentity;
 use super::filter::Filters;
@@ -37,8 +38,11 @@ pub struct MappingOptions {
     pub retry_backoff_base: Duration,
     /// Cap of the retry backoff.
     pub retry_backoff_max: Duration,
-    /// Seed of the jitter and request ids.
+    /// Seed of the jitter and request ids (one generator per shard and lane is derived from
+    /// it).
     pub seed: u64,
+    /// Where to record every decision the mapping makes, if anywhere.
+    pub decision_log: Option<Arc<DecisionLog>>,
 }
 
 impl std::fmt::Debug for MappingOptions {
@@ -62,6 +66,7 @@ impl Default for MappingOptions {
             retry_backoff_base: Duration::from_millis(100),
             retry_backoff_max: Duration::from_secs(10),
             seed: 0x5eed,
+            decision_log: None,
         }
     }
 }
@@ -77,7 +82,8 @@ pub struct EventSourceMapping {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) identity: MappingIdentity,
     pub(crate) options: MappingOptions,
-    pub(crate) rng: std::sync::Mutex<SimRng>,
+    /// Jitter and request-id generators, one per (shard, lane).
+    pub(crate) rngs: std::sync::Mutex<BTreeMap<(String, usize), SimRng>>,
 }
 
 impl std::fmt::Debug for EventSourceMapping {
@@ -116,7 +122,6 @@ impl EventSourceMapping {
             role_arn: format!("arn:aws:iam::{}:role/{}", options.account, options.name),
             region: options.region.clone(),
         };
-        let rng = std::sync::Mutex::new(SimRng::new(options.seed));
         Ok(EventSourceMapping {
             config,
             filters,
@@ -127,7 +132,7 @@ impl EventSourceMapping {
             metrics: Arc::new(Metrics::default()),
             identity,
             options,
-            rng,
+            rngs: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -243,31 +248,48 @@ impl EventSourceMapping {
         })
     }
 
+    /// Records a decision, stamped with the mapping's clock, when a log is configured.
+    pub(crate) fn decide(&self, decision: impl FnOnce(i64) -> Decision) {
+        if let Some(log) = &self.options.decision_log {
+            log.record(decision(self.options.clock.now_ms()));
+        }
+    }
+
+    /// The next value of the (shard, lane) generator.
+    fn next_random(&self, shard: &str, lane: usize) -> u64 {
+        let mut rngs = self
+            .rngs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let seed = self.options.seed
+            ^ xxhash_rust::xxh3::xxh3_64(shard.as_bytes())
+            ^ (lane as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        rngs.entry((shard.to_string(), lane))
+            .or_insert_with(|| SimRng::new(seed))
+            .next_u64()
+    }
+
     /// Full-jitter exponential backoff before invoke attempt `attempt + 1`.
-    pub(crate) fn backoff(&self, attempt: u64) {
+    pub(crate) fn backoff(&self, shard: &str, lane: usize, attempt: u64) {
         let exp = self
             .options
             .retry_backoff_base
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
         let cap = exp.min(self.options.retry_backoff_max);
         let cap_us = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX);
-        let pause = {
-            let mut rng = self
-                .rng
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            Duration::from_micros(rng.below(cap_us.saturating_add(1)))
-        };
-        (self.options.sleeper)(pause);
+        let pause_us = self.next_random(shard, lane) % cap_us.saturating_add(1);
+        self.decide(|at_ms| Decision::Backoff {
+            at_ms,
+            shard: shard.to_string(),
+            lane,
+            pause_us,
+        });
+        (self.options.sleeper)(Duration::from_micros(pause_us));
     }
 
     /// A request id in UUID form.
-    pub(crate) fn request_id(&self) -> String {
-        let mut rng = self
-            .rng
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (a, b) = (rng.next_u64(), rng.next_u64());
+    pub(crate) fn request_id(&self, shard: &str, lane: usize) -> String {
+        let (a, b) = (self.next_random(shard, lane), self.next_random(shard, lane));
         format!(
             "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
             a >> 32,

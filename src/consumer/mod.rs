@@ -5,10 +5,12 @@
 
 mod checkpoint;
 mod config;
+mod decisions;
 mod destination;
 mod event;
 mod filter;
 mod function;
+mod lane;
 mod mapping;
 mod metrics;
 mod poller;
@@ -20,6 +22,7 @@ pub use checkpoint::{CheckpointStore, ShardCheckpoint, CHECKPOINTS_MAGIC, CHECKP
 pub use config::{
     DestinationConfig, EsmConfig, Filter, FilterCriteria, OnFailure, StartingPosition,
 };
+pub use decisions::{Decision, DecisionLog, DECISION_LOG_ENTRIES_MAX};
 pub use destination::Destination;
 pub use event::{
     event_record_json, failure_record, iso_ms, Condition, MappingIdentity, PolledRecord,

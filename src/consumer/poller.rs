@@ -1,22 +1,16 @@
-//! One shard's poller: read, filter, batch (BatchSize, window, 6 MB), invoke with Lambda's
-//! retry, record-age, bisect and partial-failure rules, report discarded batches, checkpoint.
+//! One shard's poller: read, filter (and de-aggregate on request), batch (BatchSize, batching
+//! window, 6 MB), group into tumbling windows, split batches into lanes by partition key
+//! (each lane's rules live in `lane.rs`), checkpoint.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::checkpoint::ShardCheckpoint;
 use super::config::StartingPosition;
-use super::event::{
-    event_json, event_record_json, failure_record, Condition, PolledRecord, EVENT_ENVELOPE_BYTES,
-};
-use super::function::Invocation;
+use super::decisions::Decision;
+use super::event::{event_record_json, PolledRecord, EVENT_ENVELOPE_BYTES};
 use super::mapping::EventSourceMapping;
-use super::response::{judge, BatchVerdict};
-use super::window::{
-    answer_state, state_too_large, window_fields, LaneWindow, OpenWindow, WindowAnswer,
-    WindowBounds,
-};
+use super::window::{LaneWindow, OpenWindow, WindowBounds};
 use crate::error::{Error, Result};
 use crate::format::kpl;
 use crate::stream::{KinesisRecord, ShardIteratorType};
@@ -35,8 +29,8 @@ struct Unit {
 /// A record with its event JSON, built once.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
-    record: PolledRecord,
-    json: String,
+    pub(crate) record: PolledRecord,
+    pub(crate) json: String,
 }
 
 impl EventSourceMapping {
@@ -57,11 +51,26 @@ impl EventSourceMapping {
         }
     }
 
-    fn checkpoint(&self, shard: &str, sequence_number: &str, finished: bool) -> Result<()> {
+    pub(crate) fn checkpoint(
+        &self,
+        shard: &str,
+        sequence_number: &str,
+        finished: bool,
+    ) -> Result<()> {
+        self.set_checkpoint(shard, Some(sequence_number.to_string()), finished)
+    }
+
+    fn set_checkpoint(&self, shard: &str, sequence: Option<String>, finished: bool) -> Result<()> {
+        self.decide(|at_ms| Decision::Checkpoint {
+            at_ms,
+            shard: shard.to_string(),
+            sequence: sequence.clone(),
+            finished,
+        });
         self.checkpoints.set(
             shard,
             ShardCheckpoint {
-                sequence_number: Some(sequence_number.to_string()),
+                sequence_number: sequence,
                 finished,
             },
         )
@@ -99,7 +108,7 @@ impl EventSourceMapping {
             let page = match self.source.get_records(&iterator, want) {
                 Ok(page) => page,
                 Err(Error::ProvisionedThroughputExceeded(_)) => {
-                    self.backoff(1);
+                    self.backoff(shard, 0, 1);
                     continue;
                 }
                 Err(Error::ExpiredIterator(_)) => {
@@ -243,13 +252,7 @@ impl EventSourceMapping {
                     let last = read_upto
                         .clone()
                         .or_else(|| self.checkpoints.get(shard).and_then(|c| c.sequence_number));
-                    self.checkpoints.set(
-                        shard,
-                        ShardCheckpoint {
-                            sequence_number: last,
-                            finished: true,
-                        },
-                    )?;
+                    self.set_checkpoint(shard, last, true)?;
                     return Ok(());
                 }
                 Some(next) => iterator = next,
@@ -372,214 +375,5 @@ impl EventSourceMapping {
                 .collect::<Result<Vec<bool>>>()
                 .map(|completed| completed.iter().all(|c| *c))
         })
-    }
-
-    pub(crate) fn exhausted(&self, invokes: u64) -> bool {
-        self.config.maximum_retry_attempts >= 0
-            && invokes > self.config.maximum_retry_attempts as u64
-    }
-
-    /// Invokes one lane's records until each is done, filtered or discarded (`true`), or
-    /// until `stop` is set between attempts (`false`: the rest is abandoned, to be redelivered
-    /// from the checkpoint by the next run).
-    fn process_lane(
-        &self,
-        shard: &str,
-        lane: usize,
-        records: Vec<Pending>,
-        stop: &AtomicBool,
-        mut window: Option<(WindowBounds, &mut LaneWindow)>,
-    ) -> Result<bool> {
-        let mut queue: VecDeque<(Vec<Pending>, u64)> = VecDeque::from([(records, 0)]);
-        let max_age_ms = self
-            .config
-            .maximum_record_age_in_seconds
-            .saturating_mul(1000);
-        while let Some((mut batch, mut invokes)) = queue.pop_front() {
-            if stop.load(Ordering::SeqCst) {
-                return Ok(false);
-            }
-            if max_age_ms >= 0 {
-                let now = self.options.clock.now_ms();
-                let (expired, young): (Vec<Pending>, Vec<Pending>) = batch
-                    .into_iter()
-                    .partition(|p| now.saturating_sub(p.record.arrival_ms) > max_age_ms);
-                if !expired.is_empty() {
-                    self.discard(
-                        shard,
-                        &expired,
-                        Condition::RecordAgeExceeded,
-                        invokes.max(1),
-                        None,
-                    )?;
-                }
-                batch = young;
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            invokes += 1;
-            if invokes > 1 {
-                self.metrics.update(shard, |c| c.retries += 1);
-            }
-            let len = batch.len() as u64;
-            let now = self.options.clock.now_ms();
-            let age = batch
-                .last()
-                .map_or(0, |p| now.saturating_sub(p.record.arrival_ms).max(0) as u64);
-            let jsons: Vec<&str> = batch.iter().map(|p| p.json.as_str()).collect();
-            let fields = window.as_ref().map_or_else(Vec::new, |(bounds, open)| {
-                window_fields(
-                    bounds,
-                    &open.state,
-                    shard,
-                    &self.identity.stream_arn,
-                    false,
-                    false,
-                )
-            });
-            let event = event_json(&jsons, &fields);
-            let mut outcome = self.function.invoke(lane, &event);
-            if let (Some((bounds, open)), Invocation::Returned(response)) =
-                (window.as_mut(), &outcome)
-            {
-                open.touched = true;
-                match answer_state(response.as_ref()) {
-                    WindowAnswer::State(state) => open.state = state,
-                    WindowAnswer::Missing => {
-                        outcome = Invocation::FunctionError(
-                            "the response of a tumbling-window invocation has no state".into(),
-                        );
-                    }
-                }
-                if state_too_large(&open.state) {
-                    // Past 1 MB the window ends early; its remaining records start afresh.
-                    let state = std::mem::take(&mut open.state);
-                    **open = LaneWindow::default();
-                    if !self.final_invoke(shard, lane, bounds, &state, true, stop) {
-                        return Ok(false);
-                    }
-                }
-            }
-            let counted = !matches!(outcome, Invocation::ServiceError(_));
-            self.metrics.update(shard, |c| {
-                if counted {
-                    c.invocations += 1;
-                    c.invoked_event_count += len;
-                    c.iterator_age = age;
-                } else {
-                    c.throttles += 1;
-                }
-            });
-            match outcome {
-                Invocation::ServiceError(_) => {
-                    // Never reached the function: retried without using an attempt.
-                    self.backoff(invokes);
-                    queue.push_front((batch, invokes - 1));
-                }
-                Invocation::FunctionError(_) => {
-                    self.metrics.update(shard, |c| {
-                        c.errors += 1;
-                        c.failed_invoke_event_count += len;
-                    });
-                    if self.config.bisect_batch_on_function_error && batch.len() > 1 {
-                        // Halves start afresh: a split is not a retry.
-                        self.metrics.update(shard, |c| c.bisects += 1);
-                        let second = batch.split_off(batch.len() / 2);
-                        queue.push_front((second, 0));
-                        queue.push_front((batch, 0));
-                    } else if self.exhausted(invokes) {
-                        self.discard(
-                            shard,
-                            &batch,
-                            Condition::RetryAttemptsExhausted,
-                            invokes,
-                            Some("Unhandled"),
-                        )?;
-                    } else {
-                        self.backoff(invokes);
-                        queue.push_front((batch, invokes));
-                    }
-                }
-                Invocation::Returned(response) => {
-                    if !self.config.reports_batch_item_failures() {
-                        continue;
-                    }
-                    let seqs: Vec<&str> = batch
-                        .iter()
-                        .map(|p| p.record.sequence_number.as_str())
-                        .collect();
-                    let retry_from = match judge(response.as_ref(), &seqs) {
-                        BatchVerdict::Success => continue,
-                        BatchVerdict::RetryFrom(index) => index,
-                        BatchVerdict::WholeFailure => 0,
-                    };
-                    let rest = batch.split_off(retry_from.min(batch.len()));
-                    let failed = rest.len() as u64;
-                    self.metrics
-                        .update(shard, |c| c.failed_invoke_event_count += failed);
-                    // Everything before the lowest failure is done: checkpoint it (inside a
-                    // tumbling window the checkpoint waits for the window's end).
-                    if let (Some(done), 1, None) = (
-                        batch.last(),
-                        self.config.parallelization_factor,
-                        window.as_ref(),
-                    ) {
-                        self.checkpoint(shard, &done.record.sequence_number, false)?;
-                    }
-                    if self.exhausted(invokes) {
-                        self.discard(
-                            shard,
-                            &rest,
-                            Condition::RetryAttemptsExhausted,
-                            invokes,
-                            None,
-                        )?;
-                    } else {
-                        self.backoff(invokes);
-                        queue.push_front((rest, invokes));
-                    }
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// Reports a discarded batch to the destination (or counts it dropped).
-    fn discard(
-        &self,
-        shard: &str,
-        batch: &[Pending],
-        condition: Condition,
-        invokes: u64,
-        function_error: Option<&str>,
-    ) -> Result<()> {
-        let len = batch.len() as u64;
-        if !self.destination.is_some() {
-            self.metrics.update(shard, |c| c.dropped_event_count += len);
-            return Ok(());
-        }
-        let records: Vec<PolledRecord> = batch.iter().map(|p| p.record.clone()).collect();
-        let request_id = self.request_id();
-        let now = self.options.clock.now_ms();
-        let record = failure_record(
-            &self.identity,
-            &request_id,
-            condition,
-            invokes,
-            function_error,
-            now,
-            &records,
-        );
-        match self.destination.deliver(shard, &record) {
-            Ok(()) => self.metrics.update(shard, |c| {
-                c.on_failure_destination_delivered_event_count += len
-            }),
-            Err(_) => self.metrics.update(shard, |c| {
-                c.destination_delivery_failures += 1;
-                c.dropped_event_count += len;
-            }),
-        }
-        Ok(())
     }
 }

@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value};
 
+use super::decisions::Decision;
 use super::event::event_json;
-use super::function::Invocation;
+use super::function::{outcome_name, Invocation};
 use super::mapping::EventSourceMapping;
 
 /// Largest state a window may carry (Lambda: 1 MB per shard); a larger state ends the
@@ -172,7 +173,23 @@ impl EventSourceMapping {
                 return false;
             }
             invokes += 1;
+            self.decide(|at_ms| Decision::Invoke {
+                at_ms,
+                shard: shard.to_string(),
+                lane,
+                first_sequence: None,
+                last_sequence: None,
+                records: 0,
+                attempt: invokes,
+                final_for_window: true,
+            });
             let outcome = self.function.invoke(lane, &event);
+            self.decide(|at_ms| Decision::Outcome {
+                at_ms,
+                shard: shard.to_string(),
+                lane,
+                outcome: outcome_name(&outcome).into(),
+            });
             let counted = !matches!(outcome, Invocation::ServiceError(_));
             self.metrics.update(shard, |c| {
                 if counted {
@@ -185,7 +202,7 @@ impl EventSourceMapping {
                 Invocation::Returned(_) => return true,
                 Invocation::ServiceError(_) => {
                     invokes -= 1;
-                    self.backoff(invokes.max(1));
+                    self.backoff(shard, lane, invokes.max(1));
                 }
                 Invocation::FunctionError(_) => {
                     self.metrics.update(shard, |c| c.errors += 1);
@@ -196,7 +213,7 @@ impl EventSourceMapping {
                     if self.exhausted(invokes) || too_old {
                         return true;
                     }
-                    self.backoff(invokes);
+                    self.backoff(shard, lane, invokes);
                 }
             }
         }
