@@ -1,8 +1,6 @@
 //! The exact Lambda Kinesis event and the on-failure destination record.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use serde::Serialize;
+use super::record_json::IdentityJson;
 
 /// Identity of the mapping as it appears in events and failure records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +19,7 @@ pub struct MappingIdentity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolledRecord {
     /// The shard it came from.
-    pub shard_id: String,
+    pub shard_id: std::sync::Arc<str>,
     /// Its sequence number.
     pub sequence_number: String,
     /// Its partition key.
@@ -35,90 +33,16 @@ pub struct PolledRecord {
     pub arrival_ms: i64,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct KinesisPart<'a> {
-    kinesis_schema_version: &'a str,
-    partition_key: &'a str,
-    sequence_number: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sub_sequence_number: Option<u64>,
-    data: String,
-    approximate_arrival_timestamp: f64,
-}
-
-#[derive(Serialize)]
-struct EventRecord<'a> {
-    kinesis: KinesisPart<'a>,
-    #[serde(rename = "eventSource")]
-    event_source: &'a str,
-    #[serde(rename = "eventVersion")]
-    event_version: &'a str,
-    #[serde(rename = "eventID")]
-    event_id: String,
-    #[serde(rename = "eventName")]
-    event_name: &'a str,
-    #[serde(rename = "invokeIdentityArn")]
-    invoke_identity_arn: &'a str,
-    #[serde(rename = "awsRegion")]
-    aws_region: &'a str,
-    #[serde(rename = "eventSourceARN")]
-    event_source_arn: &'a str,
-}
-
 /// The JSON of one event record, in AWS's key order.
 pub fn event_record_json(record: &PolledRecord, id: &MappingIdentity) -> String {
-    let event = EventRecord {
-        kinesis: KinesisPart {
-            kinesis_schema_version: "1.0",
-            partition_key: &record.partition_key,
-            sequence_number: &record.sequence_number,
-            sub_sequence_number: record.sub_sequence_number,
-            data: STANDARD.encode(&record.data),
-            approximate_arrival_timestamp: record.arrival_ms as f64 / 1000.0,
-        },
-        event_source: "aws:kinesis",
-        event_version: "1.0",
-        event_id: format!("{}:{}", record.shard_id, record.sequence_number),
-        event_name: "aws:kinesis:record",
-        invoke_identity_arn: &id.role_arn,
-        aws_region: &id.region,
-        event_source_arn: &id.stream_arn,
-    };
-    serde_json::to_string(&event).unwrap_or_default()
+    let json = IdentityJson::new(id);
+    let mut out = String::with_capacity(json.record_len(record));
+    json.write(&mut out, record);
+    out
 }
 
 /// Bytes of the `{"Records":[...]}` wrapper around the record JSONs (plus commas).
 pub const EVENT_ENVELOPE_BYTES: usize = r#"{"Records":[]}"#.len();
-
-/// The invocation payload from record JSONs; `extra` appends top-level fields, given as
-/// (name, JSON text) in order (tumbling windows).
-pub fn event_json(records: &[&str], extra: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(
-        records.iter().map(|r| r.len() + 1).sum::<usize>()
-            + extra
-                .iter()
-                .map(|(k, v)| k.len() + v.len() + 4)
-                .sum::<usize>()
-            + 16,
-    );
-    out.push_str(r#"{"Records":["#);
-    for (i, record) in records.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(record);
-    }
-    out.push(']');
-    for (key, value) in extra {
-        out.push_str(",\"");
-        out.push_str(key);
-        out.push_str("\":");
-        out.push_str(value);
-    }
-    out.push('}');
-    out
-}
 
 /// ISO-8601 UTC with milliseconds and `Z`.
 pub fn iso_ms(ms: i64) -> String {
@@ -184,7 +108,7 @@ pub fn failure_record(
     record.insert(
         "KinesisBatchInfo".into(),
         serde_json::json!({
-            "shardId": first.shard_id,
+            "shardId": &*first.shard_id,
             "startSequenceNumber": first.sequence_number,
             "endSequenceNumber": last.sequence_number,
             "approximateArrivalOfFirstRecord": iso_ms(first.arrival_ms),

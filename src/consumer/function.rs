@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::event::{PolledRecord, EVENT_ENVELOPE_BYTES};
+use super::poller::Pending;
+use super::record_json::IdentityJson;
+
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {
@@ -35,6 +39,72 @@ pub trait Function: Send + Sync {
     /// Invokes the function for one batch. `lane` is the batch's lane within its shard
     /// (`0..ParallelizationFactor`); lanes of one shard may be invoked concurrently.
     fn invoke(&self, lane: usize, event: &str) -> Invocation;
+
+    /// Invokes the function with the batch itself. The default builds the Lambda event JSON
+    /// and calls [`Function::invoke`]; an in-process function that wants the records, not
+    /// their JSON, overrides this and skips building (and base64-encoding) the event.
+    fn invoke_batch(&self, lane: usize, batch: &EventBatch<'_>) -> Invocation {
+        self.invoke(lane, &batch.to_json())
+    }
+}
+
+/// One invocation's batch. The Lambda event JSON is built only if asked for.
+pub struct EventBatch<'a> {
+    pub(crate) records: &'a [Pending],
+    pub(crate) fields: &'a [(&'a str, String)],
+    pub(crate) identity: &'a IdentityJson,
+}
+
+impl EventBatch<'_> {
+    /// The records, in shard order (user records when the mapping de-aggregates).
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &PolledRecord> {
+        self.records.iter().map(|p| &p.record)
+    }
+
+    /// Records in the batch (0 for a tumbling window's final invocation).
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the batch has no records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The event's top-level fields besides `Records` as (name, JSON text), in Lambda's
+    /// order: empty, or the tumbling-window fields (`window`, `state`, `shardId`,
+    /// `eventSourceARN`, `isFinalInvokeForWindow`, `isWindowTerminatedEarly`).
+    pub fn fields(&self) -> &[(&str, String)] {
+        self.fields
+    }
+
+    /// The exact Lambda Kinesis event JSON.
+    pub fn to_json(&self) -> String {
+        let capacity = EVENT_ENVELOPE_BYTES
+            + self.records.iter().map(|p| p.json_len + 1).sum::<usize>()
+            + self
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>();
+        let mut out = String::with_capacity(capacity);
+        out.push_str(r#"{"Records":["#);
+        for (i, pending) in self.records.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            self.identity.write(&mut out, &pending.record);
+        }
+        out.push(']');
+        for (key, value) in self.fields {
+            out.push_str(",\"");
+            out.push_str(key);
+            out.push_str("\":");
+            out.push_str(value);
+        }
+        out.push('}');
+        out
+    }
 }
 
 impl<F: Fn(&str) -> Invocation + Send + Sync> Function for F {

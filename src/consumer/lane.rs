@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::decisions::Decision;
-use super::event::{event_json, failure_record, Condition, PolledRecord};
-use super::function::{outcome_name, Invocation};
+use super::event::{failure_record, Condition, PolledRecord};
+use super::function::{outcome_name, EventBatch, Invocation};
 use super::mapping::EventSourceMapping;
 use super::poller::Pending;
 use super::response::{judge, BatchVerdict};
@@ -72,7 +72,6 @@ impl EventSourceMapping {
             let age = batch
                 .last()
                 .map_or(0, |p| now.saturating_sub(p.record.arrival_ms).max(0) as u64);
-            let jsons: Vec<&str> = batch.iter().map(|p| p.json.as_str()).collect();
             let fields = window.as_ref().map_or_else(Vec::new, |(bounds, open)| {
                 window_fields(
                     bounds,
@@ -83,7 +82,11 @@ impl EventSourceMapping {
                     false,
                 )
             });
-            let event = event_json(&jsons, &fields);
+            let event = EventBatch {
+                records: &batch,
+                fields: &fields,
+                identity: &self.identity_json,
+            };
             self.decide(|at_ms| Decision::Invoke {
                 at_ms,
                 shard: shard.to_string(),
@@ -94,7 +97,7 @@ impl EventSourceMapping {
                 attempt: invokes,
                 final_for_window: false,
             });
-            let mut outcome = self.function.invoke(lane, &event);
+            let mut outcome = self.function.invoke_batch(lane, &event);
             let mut window_state_missing = false;
             if let (Some((bounds, open)), Invocation::Returned(response)) =
                 (window.as_mut(), &outcome)

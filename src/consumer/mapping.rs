@@ -14,6 +14,8 @@ use super::event::MappingIdentity;
 use super::filter::Filters;
 use super::function::Function;
 use super::metrics::{Metrics, MetricsSnapshot};
+use super::poller::PendingCheckpoint;
+use super::record_json::IdentityJson;
 use super::source::RecordSource;
 use crate::error::{Error, Result};
 use crate::producer::Sleeper;
@@ -43,6 +45,11 @@ pub struct MappingOptions {
     pub seed: u64,
     /// Where to record every decision the mapping makes, if anywhere.
     pub decision_log: Option<Arc<DecisionLog>>,
+    /// Longest a shard's processed progress waits before its checkpoint is written (default
+    /// 100 ms); writes in between are coalesced into one. A shard's end is written at once,
+    /// and pending progress is written when a poller stops or goes idle. Zero writes after
+    /// every batch, as Lambda does, at the cost of two fsyncs per batch.
+    pub checkpoint_interval: Duration,
 }
 
 impl std::fmt::Debug for MappingOptions {
@@ -67,6 +74,7 @@ impl Default for MappingOptions {
             retry_backoff_max: Duration::from_secs(10),
             seed: 0x5eed,
             decision_log: None,
+            checkpoint_interval: Duration::from_millis(100),
         }
     }
 }
@@ -81,9 +89,13 @@ pub struct EventSourceMapping {
     pub(crate) checkpoints: Arc<CheckpointStore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) identity: MappingIdentity,
+    /// The identity's parts of every record's JSON, escaped once.
+    pub(crate) identity_json: IdentityJson,
     pub(crate) options: MappingOptions,
     /// Jitter and request-id generators, one per (shard, lane).
     pub(crate) rngs: std::sync::Mutex<BTreeMap<(String, usize), SimRng>>,
+    /// Coalesced checkpoints, per shard.
+    pub(crate) pending_checkpoints: std::sync::Mutex<BTreeMap<String, PendingCheckpoint>>,
 }
 
 impl std::fmt::Debug for EventSourceMapping {
@@ -130,9 +142,11 @@ impl EventSourceMapping {
             destination,
             checkpoints,
             metrics: Arc::new(Metrics::default()),
+            identity_json: IdentityJson::new(&identity),
             identity,
             options,
             rngs: std::sync::Mutex::new(BTreeMap::new()),
+            pending_checkpoints: std::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -223,7 +237,10 @@ impl EventSourceMapping {
                     let id = shard.shard_id.clone();
                     let tx = exited_tx.clone();
                     let handle = scope.spawn(move || {
-                        let result = self.poll_shard(&id, stop, until_idle);
+                        // Completed progress is written whatever ended the poller.
+                        let polled = self.poll_shard(&id, stop, until_idle);
+                        let flushed = self.flush_checkpoint(&id);
+                        let result = polled.and(flushed);
                         let _ = tx.send(());
                         result
                     });

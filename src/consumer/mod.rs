@@ -14,6 +14,7 @@ mod lane;
 mod mapping;
 mod metrics;
 mod poller;
+mod record_json;
 mod response;
 mod source;
 mod window;
@@ -29,7 +30,7 @@ pub use event::{
 };
 pub use filter::{Filters, Pattern};
 pub use function::{
-    ExecFunction, Function, Invocation, KeepAliveFunction, FUNCTION_TIMEOUT_DEFAULT,
+    EventBatch, ExecFunction, Function, Invocation, KeepAliveFunction, FUNCTION_TIMEOUT_DEFAULT,
 };
 pub use mapping::{EventSourceMapping, MappingOptions};
 pub use metrics::{Counters, MetricsSnapshot};

@@ -3,12 +3,13 @@
 //! (each lane's rules live in `lane.rs`), checkpoint.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::checkpoint::ShardCheckpoint;
 use super::config::StartingPosition;
 use super::decisions::Decision;
-use super::event::{event_record_json, PolledRecord, EVENT_ENVELOPE_BYTES};
+use super::event::{PolledRecord, EVENT_ENVELOPE_BYTES};
 use super::mapping::EventSourceMapping;
 use super::window::{LaneWindow, OpenWindow, WindowBounds};
 use crate::error::{Error, Result};
@@ -26,11 +27,36 @@ struct Unit {
     sub_sequence_number: Option<u64>,
 }
 
-/// A record with its event JSON, built once.
+/// The units of one stream record, without a vector for the common single one.
+enum Units {
+    One(Option<Unit>),
+    Many(std::vec::IntoIter<Unit>),
+}
+
+impl Iterator for Units {
+    type Item = Unit;
+
+    fn next(&mut self) -> Option<Unit> {
+        match self {
+            Units::One(unit) => unit.take(),
+            Units::Many(units) => units.next(),
+        }
+    }
+}
+
+/// A shard's coalesced checkpoint: when it was last written and what waits to be.
+#[derive(Debug, Default)]
+pub(crate) struct PendingCheckpoint {
+    written_ms: Option<i64>,
+    sequence: Option<String>,
+}
+
+/// A record waiting for its invocation.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
     pub(crate) record: PolledRecord,
-    pub(crate) json: String,
+    /// Bytes of its event JSON (built only when an invocation asks for JSON).
+    pub(crate) json_len: usize,
 }
 
 impl EventSourceMapping {
@@ -51,16 +77,67 @@ impl EventSourceMapping {
         }
     }
 
+    /// Records that everything up to `sequence_number` is processed. The write is coalesced:
+    /// at most one per `checkpoint_interval` per shard, the latest position kept pending in
+    /// memory until then (a crash in between redelivers, never skips); [`Self::flush_checkpoint`]
+    /// writes it when the poller ends.
     pub(crate) fn checkpoint(
         &self,
         shard: &str,
         sequence_number: &str,
         finished: bool,
     ) -> Result<()> {
-        self.set_checkpoint(shard, Some(sequence_number.to_string()), finished)
+        let interval_ms =
+            i64::try_from(self.options.checkpoint_interval.as_millis()).unwrap_or(i64::MAX);
+        if finished || interval_ms == 0 {
+            return self.set_checkpoint(shard, Some(sequence_number.to_string()), finished);
+        }
+        let now = self.options.clock.now_ms();
+        let due = {
+            let mut pending = self
+                .pending_checkpoints
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = pending.entry(shard.to_string()).or_default();
+            let due = entry
+                .written_ms
+                .is_none_or(|at| now.saturating_sub(at) >= interval_ms);
+            if due {
+                entry.written_ms = Some(now);
+                entry.sequence = None;
+            } else {
+                entry.sequence = Some(sequence_number.to_string());
+            }
+            due
+        };
+        if due {
+            self.set_checkpoint(shard, Some(sequence_number.to_string()), false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a shard's pending checkpoint, if any.
+    pub(crate) fn flush_checkpoint(&self, shard: &str) -> Result<()> {
+        let pending = self
+            .pending_checkpoints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(shard)
+            .and_then(|p| p.sequence.take());
+        match pending {
+            Some(sequence) => self.set_checkpoint(shard, Some(sequence), false),
+            None => Ok(()),
+        }
     }
 
     fn set_checkpoint(&self, shard: &str, sequence: Option<String>, finished: bool) -> Result<()> {
+        if finished {
+            // The end of the shard supersedes anything pending.
+            self.pending_checkpoints
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(shard);
+        }
         self.decide(|at_ms| Decision::Checkpoint {
             at_ms,
             shard: shard.to_string(),
@@ -99,6 +176,7 @@ impl EventSourceMapping {
         let mut tumbling: Option<OpenWindow> = None;
         let mut batching_start = self.options.clock.now_ms();
         let batch_size = self.config.batch_size as usize;
+        let shard_name: Arc<str> = Arc::from(shard);
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -167,17 +245,17 @@ impl EventSourceMapping {
                         }
                     }
                     let record = PolledRecord {
-                        shard_id: shard.to_string(),
+                        shard_id: Arc::clone(&shard_name),
                         sequence_number: unit.sequence_number,
                         partition_key: unit.partition_key,
                         data: unit.data,
                         arrival_ms,
                         sub_sequence_number: unit.sub_sequence_number,
                     };
-                    let json = event_record_json(&record, &self.identity);
+                    let json_len = self.identity_json.record_len(&record);
                     // 6 MB: invoke what is gathered before this record would pass the limit.
                     if !pending.is_empty()
-                        && pending_bytes + json.len() + 1 > INVOKE_PAYLOAD_BYTES_MAX
+                        && pending_bytes + json_len + 1 > INVOKE_PAYLOAD_BYTES_MAX
                     {
                         let batch = std::mem::take(&mut pending);
                         pending_records = 0;
@@ -198,8 +276,8 @@ impl EventSourceMapping {
                         pending_records += 1;
                         counted = true;
                     }
-                    pending_bytes += json.len() + 1;
-                    pending.push(Pending { record, json });
+                    pending_bytes += json_len + 1;
+                    pending.push(Pending { record, json_len });
                 }
             }
             let end_of_shard = page.next_shard_iterator.is_none();
@@ -278,16 +356,16 @@ impl EventSourceMapping {
 
     /// What one stream record becomes in events: itself, or with `DeaggregateRecords` the
     /// user records of a KPL aggregate (a record that is not one passes through whole).
-    fn units(&self, r: KinesisRecord) -> Vec<Unit> {
+    fn units(&self, r: KinesisRecord) -> Units {
         if !self.config.deaggregate_records {
-            return vec![Unit {
+            return Units::One(Some(Unit {
                 sequence_number: r.sequence_number,
                 partition_key: r.partition_key,
                 data: r.data,
                 sub_sequence_number: None,
-            }];
+            }));
         }
-        kpl::deaggregate(&r.partition_key, None, &r.data)
+        let users: Vec<Unit> = kpl::deaggregate(&r.partition_key, None, &r.data)
             .into_iter()
             .map(|user| Unit {
                 sequence_number: r.sequence_number.clone(),
@@ -295,7 +373,8 @@ impl EventSourceMapping {
                 data: user.data,
                 sub_sequence_number: user.sub_sequence_number,
             })
-            .collect()
+            .collect();
+        Units::Many(users.into_iter())
     }
 
     /// Invokes what is pending of a tumbling window, makes its final invocations, and then

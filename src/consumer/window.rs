@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Map, Value};
 
 use super::decisions::Decision;
-use super::event::event_json;
-use super::function::{outcome_name, Invocation};
+use super::function::{outcome_name, EventBatch, Invocation};
 use super::mapping::EventSourceMapping;
 
 /// Largest state a window may carry (Lambda: 1 MB per shard); a larger state ends the
@@ -162,7 +161,11 @@ impl EventSourceMapping {
             true,
             terminated_early,
         );
-        let event = event_json(&[], &fields);
+        let event = EventBatch {
+            records: &[],
+            fields: &fields,
+            identity: &self.identity_json,
+        };
         let max_age_ms = self
             .config
             .maximum_record_age_in_seconds
@@ -183,7 +186,7 @@ impl EventSourceMapping {
                 attempt: invokes,
                 final_for_window: true,
             });
-            let outcome = self.function.invoke(lane, &event);
+            let outcome = self.function.invoke_batch(lane, &event);
             self.decide(|at_ms| Decision::Outcome {
                 at_ms,
                 shard: shard.to_string(),
@@ -231,6 +234,9 @@ impl EventSourceMapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer::event::MappingIdentity;
+    use crate::consumer::function::EventBatch;
+    use crate::consumer::record_json::IdentityJson;
     use serde_json::json;
 
     #[test]
@@ -270,7 +276,18 @@ mod tests {
             false,
             false,
         );
-        let event = event_json(&[], &fields);
+        let identity = IdentityJson::new(&MappingIdentity {
+            stream_arn: "arn".into(),
+            function_arn: "f".into(),
+            role_arn: "r".into(),
+            region: "us-east-1".into(),
+        });
+        let event = EventBatch {
+            records: &[],
+            fields: &fields,
+            identity: &identity,
+        }
+        .to_json();
         assert_eq!(
             event,
             r#"{"Records":[],"window":{"start":"2020-07-30T17:00:00Z","end":"2020-07-30T17:05:00Z"},"state":{"1":282},"shardId":"shardId-000000000006","eventSourceARN":"arn","isFinalInvokeForWindow":false,"isWindowTerminatedEarly":false}"#

@@ -11,14 +11,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
-use shardlog::consumer::{
-    CheckpointStore, Destination, EsmConfig, EventSourceMapping, Invocation, MappingOptions,
-};
 use shardlog::format::codec::Compression;
-use shardlog::storage::{Durability, RealFs, SimRng};
+use shardlog::storage::{Durability, SimRng};
 use shardlog::stream::{PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig};
 
 use super::{Failure, Outcome};
+
+mod consume;
 
 /// Arguments of `shardlog bench`.
 #[derive(Debug, Args)]
@@ -49,7 +48,7 @@ pub struct BenchArgs {
     json: bool,
 }
 
-const POISON_KEY: &str = "poison";
+pub(super) const POISON_KEY: &str = "poison";
 
 /// The records of a run, generated on demand from their index, so none is held in memory.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +109,7 @@ fn mbps(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -141,7 +140,7 @@ fn peak_rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn io_failure(what: &str, e: std::io::Error) -> Failure {
+pub(super) fn io_failure(what: &str, e: std::io::Error) -> Failure {
     Failure::usage(format!("bench: {what}: {e}"))
 }
 
@@ -240,66 +239,6 @@ fn produce(
     }
     latencies.sort();
     Ok((started.elapsed(), latencies))
-}
-
-/// Latency from an acknowledged put to the start of its invocation, zero batching window,
-/// the mapping in this process (pollers wake on append).
-fn put_to_invoke_latency(store: &Store) -> Result<(Duration, Duration), Failure> {
-    use std::sync::atomic::AtomicBool;
-    let stream = store.create_stream(
-        "bench-latency",
-        &StreamConfig {
-            durability: Durability::None,
-            ..Default::default()
-        },
-    )?;
-    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
-    let tx = std::sync::Mutex::new(tx);
-    let function = move |_: &str| {
-        let _ = tx.lock().map(|t| t.send(Instant::now()));
-        Invocation::Returned(None)
-    };
-    let dir = tempfile::tempdir().map_err(|e| io_failure("tempdir", e))?;
-    let checkpoints = Arc::new(CheckpointStore::open(
-        dir.path().join("checkpoints"),
-        Arc::new(RealFs),
-    )?);
-    let config = EsmConfig::from_json(r#"{"StartingPosition":"LATEST","BatchSize":1}"#)?;
-    let mapping = EventSourceMapping::new(
-        config,
-        stream.clone(),
-        Arc::new(function),
-        Destination::None,
-        checkpoints,
-        MappingOptions::default(),
-    )?;
-    let stop = AtomicBool::new(false);
-    let mut latencies = Vec::new();
-    std::thread::scope(|scope| -> Result<(), Failure> {
-        let runner = scope.spawn(|| mapping.run(&stop));
-        std::thread::sleep(Duration::from_millis(200));
-        for i in 0..200 {
-            let entry = PutRecordsEntry {
-                data: format!("{i}").into_bytes(),
-                partition_key: "k".into(),
-                explicit_hash_key: None,
-            };
-            stream.put_record(entry, None)?;
-            let acknowledged = Instant::now();
-            match rx.recv_timeout(Duration::from_secs(5)) {
-                Ok(invoked) => latencies.push(invoked.saturating_duration_since(acknowledged)),
-                Err(_) => break,
-            }
-        }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        stream.wake_consumers();
-        runner
-            .join()
-            .map_err(|_| Failure::usage("bench: the mapping panicked"))??;
-        Ok(())
-    })?;
-    latencies.sort();
-    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
 }
 
 fn read_all(stream: &Stream) -> Result<(Duration, u64, u64), Failure> {
@@ -434,48 +373,13 @@ pub fn run(args: BenchArgs) -> Outcome {
     let durable_bytes = durable_work.payload_bytes();
 
     say("consume through an event source mapping");
-    let failures = dir.join("failures.jsonl");
-    let _ = std::fs::remove_file(&failures);
-    let checkpoints = Arc::new(CheckpointStore::open(
-        dir.join("mappings/bench/checkpoints"),
-        Arc::new(RealFs),
-    )?);
-    let function = |event: &str| {
-        if event.contains(&format!("\"partitionKey\":\"{POISON_KEY}-")) {
-            Invocation::FunctionError("poison record".into())
-        } else {
-            Invocation::Returned(None)
-        }
-    };
-    let esm_config = EsmConfig::from_json(
-        r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":1000,"BisectBatchOnFunctionError":true,"MaximumRetryAttempts":0}"#,
-    )?;
-    let options = MappingOptions {
-        name: "bench".into(),
-        poll_interval: Duration::from_millis(1),
-        retry_backoff_base: Duration::ZERO,
-        ..Default::default()
-    };
-    let mapping = EventSourceMapping::new(
-        esm_config,
-        stream.clone(),
-        Arc::new(function),
-        Destination::file(&failures),
-        checkpoints,
-        options,
-    )?;
-    let started = Instant::now();
-    let consumed = mapping.run_until_idle()?;
-    let consume_time = started.elapsed();
-    let poison_found = std::fs::read_to_string(&failures)
-        .map(|t| t.lines().count())
-        .unwrap_or(0);
+    let consumed = consume::consume(&dir, &stream)?;
 
     say("put-to-invoke latency");
-    let (latency_p50, latency_p99) = put_to_invoke_latency(&store)?;
+    let (latency_p50, latency_p99) = consume::put_to_invoke_latency(&store)?;
 
     say("reopen and verify");
-    drop((mapping, stream, zstd, durable, store));
+    drop((stream, zstd, durable, store));
     let started = Instant::now();
     let store = Store::open(dir.join("store"))?;
     let stream = store.stream("bench")?;
@@ -491,8 +395,8 @@ pub fn run(args: BenchArgs) -> Outcome {
     let naive_read_mbps = mbps(payload_bytes, naive_read);
     let zstd_append = mbps(payload_bytes, zstd_time);
     let durable_mbps = mbps(durable_bytes, durable_time);
-    let consume_rps =
-        consumed.totals.polled_event_count as f64 / consume_time.as_secs_f64().max(1e-9);
+    let consume_rps = consumed.records_per_s;
+    let poison_found = consumed.poison_found;
     let get_rps = read_records as f64 / read_time.as_secs_f64().max(1e-9);
     let durable_p99 = percentile(&durable_latencies, 0.99);
     let ratios = json!({
@@ -502,7 +406,7 @@ pub fn run(args: BenchArgs) -> Outcome {
         "zstd_disk_vs_naive": zstd_disk as f64 / naive_size as f64,
         "durable_vs_fdatasync": durable_mbps / sync_bandwidth,
         "durable_p99_vs_fdatasync_p50": durable_p99.as_secs_f64() / sync_p50.as_secs_f64().max(1e-9),
-        "consume_vs_get_records": consume_rps / get_rps,
+        "consume_vs_get_records": consume_rps / consumed.get_records_per_s,
         "clean_reopen_vs_verify": reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
     });
     let figures = json!({
@@ -516,6 +420,8 @@ pub fn run(args: BenchArgs) -> Outcome {
         "durable_mb_per_s": durable_mbps, "durable_put_p99_ms": durable_p99.as_secs_f64() * 1e3,
         "fdatasync_1mib_mb_per_s": sync_bandwidth, "fdatasync_4kib_p50_ms": sync_p50.as_secs_f64() * 1e3,
         "consumer_records_per_s": consume_rps, "get_records_per_s": get_rps,
+        "consumer_json_event_records_per_s": consumed.json_records_per_s,
+        "get_records_per_shard_thread_records_per_s": consumed.get_records_per_s,
         "poison_planted": poison_count, "poison_found_in_destination": poison_found,
         "clean_reopen_ms": reopen_time.as_secs_f64() * 1e3, "verify_ms": verify_time.as_secs_f64() * 1e3,
         "verify_problems": problems,
@@ -572,8 +478,8 @@ pub fn run(args: BenchArgs) -> Outcome {
         row(
             "consume records/s (get_records)",
             format!("{consume_rps:.0}"),
-            format!("{get_rps:.0}"),
-            consume_rps / get_rps,
+            format!("{:.0}", consumed.get_records_per_s),
+            consume_rps / consumed.get_records_per_s,
         );
         row(
             "clean reopen ms (verify ms)",

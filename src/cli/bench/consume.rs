@@ -1,0 +1,228 @@
+//! The consumer phases of `shardlog bench`: records/s through an event source mapping (with
+//! planted poison records isolated by bisect into a failure file) and the latency from an
+//! acknowledged put to the start of its invocation.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shardlog::consumer::{
+    CheckpointStore, Destination, EsmConfig, EventBatch, EventSourceMapping, Function, Invocation,
+    MappingOptions,
+};
+use shardlog::storage::{Durability, RealFs};
+use shardlog::stream::{PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig};
+
+use super::{io_failure, percentile, POISON_KEY};
+use crate::cli::Failure;
+
+/// What the consume phase measured.
+pub(super) struct Consumed {
+    /// Records/s through a mapping whose in-process function takes the records.
+    pub records_per_s: f64,
+    /// Records/s when the function takes the Lambda event JSON (a no-op otherwise).
+    pub json_records_per_s: f64,
+    /// Failure records the poison records produced.
+    pub poison_found: usize,
+    /// The baseline: records/s of a bare get_records loop per shard, one thread per shard as
+    /// the mapping has, pages of the mapping's BatchSize.
+    pub get_records_per_s: f64,
+}
+
+/// Pages as large as the mapping's BatchSize.
+const BATCH_SIZE: usize = 1000;
+
+/// Reads every shard to its end with get_records, one thread per shard.
+fn read_shards_in_parallel(stream: &Stream) -> Result<f64, Failure> {
+    let shards = stream.list_shards()?;
+    let started = Instant::now();
+    let counts = std::thread::scope(|scope| {
+        let readers: Vec<_> = shards
+            .iter()
+            .map(|shard| {
+                scope.spawn(move || -> Result<u64, Failure> {
+                    let mut records = 0u64;
+                    let mut iterator = Some(
+                        stream
+                            .get_shard_iterator(&shard.shard_id, &ShardIteratorType::TrimHorizon)?,
+                    );
+                    while let Some(current) = iterator {
+                        let page = stream.get_records(&current, BATCH_SIZE)?;
+                        if page.records.is_empty() && page.millis_behind_latest == 0 {
+                            break;
+                        }
+                        records += page.records.len() as u64;
+                        iterator = page.next_shard_iterator;
+                    }
+                    Ok(records)
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err(Failure::usage("bench: a reader panicked")))
+            })
+            .collect::<Result<Vec<u64>, Failure>>()
+    })?;
+    Ok(counts.iter().sum::<u64>() as f64 / started.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// The bench's function: fails any batch holding a poison record, succeeds otherwise. In
+/// process it reads the records' keys; given JSON (as an out-of-process handler would be),
+/// it searches the event.
+struct PoisonDetector;
+
+impl Function for PoisonDetector {
+    fn invoke(&self, _lane: usize, event: &str) -> Invocation {
+        verdict(event.contains(&format!("\"partitionKey\":\"{POISON_KEY}-")))
+    }
+
+    fn invoke_batch(&self, _lane: usize, batch: &EventBatch<'_>) -> Invocation {
+        verdict(
+            batch
+                .records()
+                .any(|r| r.partition_key.starts_with(POISON_KEY)),
+        )
+    }
+}
+
+fn verdict(poisoned: bool) -> Invocation {
+    if poisoned {
+        Invocation::FunctionError("poison record".into())
+    } else {
+        Invocation::Returned(None)
+    }
+}
+
+fn mapping(
+    dir: &Path,
+    name: &str,
+    stream: &Arc<Stream>,
+    function: Arc<dyn Function>,
+    destination: Destination,
+) -> Result<EventSourceMapping, Failure> {
+    let checkpoints = Arc::new(CheckpointStore::open(
+        dir.join("mappings").join(name).join("checkpoints"),
+        Arc::new(RealFs),
+    )?);
+    let config = EsmConfig::from_json(&format!(
+        r#"{{"StartingPosition":"TRIM_HORIZON","BatchSize":{BATCH_SIZE},"BisectBatchOnFunctionError":true,"MaximumRetryAttempts":0}}"#
+    ))?;
+    let options = MappingOptions {
+        name: name.into(),
+        poll_interval: Duration::from_millis(1),
+        retry_backoff_base: Duration::ZERO,
+        ..Default::default()
+    };
+    Ok(EventSourceMapping::new(
+        config,
+        stream.clone(),
+        function,
+        destination,
+        checkpoints,
+        options,
+    )?)
+}
+
+/// Consumes the whole stream twice: with the in-process function (the figure compared with
+/// the get_records loop), then with a no-op function that takes the event JSON.
+pub(super) fn consume(dir: &Path, stream: &Arc<Stream>) -> Result<Consumed, Failure> {
+    let failures = dir.join("failures.jsonl");
+    let _ = std::fs::remove_file(&failures);
+    let typed = mapping(
+        dir,
+        "bench",
+        stream,
+        Arc::new(PoisonDetector),
+        Destination::file(&failures),
+    )?;
+    let started = Instant::now();
+    let consumed = typed.run_until_idle()?;
+    let records_per_s =
+        consumed.totals.polled_event_count as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let poison_found = std::fs::read_to_string(&failures)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+
+    let no_op = |_: &str| Invocation::Returned(None);
+    let json = mapping(
+        dir,
+        "bench-json",
+        stream,
+        Arc::new(no_op),
+        Destination::None,
+    )?;
+    let started = Instant::now();
+    let consumed = json.run_until_idle()?;
+    let json_records_per_s =
+        consumed.totals.polled_event_count as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let get_records_per_s = read_shards_in_parallel(stream)?;
+    Ok(Consumed {
+        records_per_s,
+        json_records_per_s,
+        poison_found,
+        get_records_per_s,
+    })
+}
+
+/// Latency from an acknowledged put to the start of its invocation, zero batching window,
+/// the mapping in this process (pollers wake on append).
+pub(super) fn put_to_invoke_latency(store: &Store) -> Result<(Duration, Duration), Failure> {
+    use std::sync::atomic::AtomicBool;
+    let stream = store.create_stream(
+        "bench-latency",
+        &StreamConfig {
+            durability: Durability::None,
+            ..Default::default()
+        },
+    )?;
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    let tx = std::sync::Mutex::new(tx);
+    let function = move |_: &str| {
+        let _ = tx.lock().map(|t| t.send(Instant::now()));
+        Invocation::Returned(None)
+    };
+    let dir = tempfile::tempdir().map_err(|e| io_failure("tempdir", e))?;
+    let checkpoints = Arc::new(CheckpointStore::open(
+        dir.path().join("checkpoints"),
+        Arc::new(RealFs),
+    )?);
+    let config = EsmConfig::from_json(r#"{"StartingPosition":"LATEST","BatchSize":1}"#)?;
+    let mapping = EventSourceMapping::new(
+        config,
+        stream.clone(),
+        Arc::new(function),
+        Destination::None,
+        checkpoints,
+        MappingOptions::default(),
+    )?;
+    let stop = AtomicBool::new(false);
+    let mut latencies = Vec::new();
+    std::thread::scope(|scope| -> Result<(), Failure> {
+        let runner = scope.spawn(|| mapping.run(&stop));
+        std::thread::sleep(Duration::from_millis(200));
+        for i in 0..200 {
+            let entry = PutRecordsEntry {
+                data: format!("{i}").into_bytes(),
+                partition_key: "k".into(),
+                explicit_hash_key: None,
+            };
+            stream.put_record(entry, None)?;
+            let acknowledged = Instant::now();
+            match rx.recv_timeout(Duration::from_secs(5)) {
+                Ok(invoked) => latencies.push(invoked.saturating_duration_since(acknowledged)),
+                Err(_) => break,
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        stream.wake_consumers();
+        runner
+            .join()
+            .map_err(|_| Failure::usage("bench: the mapping panicked"))??;
+        Ok(())
+    })?;
+    latencies.sort();
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+}
