@@ -101,12 +101,25 @@ pub struct EsmConfig {
     /// Whether the mapping polls (default true).
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
+    /// AWS's opt-in for event-count metrics (`{"Metrics": ["EventCount"]}`); accepted and
+    /// validated. shardlog always counts them, so it changes nothing here.
+    #[serde(default)]
+    pub metrics_config: MetricsConfig,
     /// A shardlog extension, off by default (Lambda never does it): expand KPL-aggregated
     /// records into their user records, each an event record of its own with the outer
     /// sequence number and a `subSequenceNumber`. Filters then see user records; BatchSize
     /// counts stream records, so an aggregate is never split across invocations.
     #[serde(default)]
     pub deaggregate_records: bool,
+}
+
+/// `MetricsConfig` of CreateEventSourceMapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `EventCount` and/or `ErrorCount`.
+    #[serde(default)]
+    pub metrics: Vec<String>,
 }
 
 mod defaults {
@@ -142,6 +155,7 @@ impl Default for EsmConfig {
             filter_criteria: FilterCriteria::default(),
             tumbling_window_in_seconds: 0,
             enabled: true,
+            metrics_config: MetricsConfig::default(),
             deaggregate_records: false,
         }
     }
@@ -232,6 +246,16 @@ impl EsmConfig {
                 "Member must be -1 or have value between 60 and 604800",
             ));
         }
+        if let Some(bad) = self
+            .metrics_config
+            .metrics
+            .iter()
+            .find(|m| !matches!(m.as_str(), "EventCount" | "ErrorCount"))
+        {
+            return Err(Error::InvalidParameterValue(format!(
+                "1 validation error detected: Value '[{bad}]' at 'metricsConfig.metrics' failed to satisfy constraint: Member must satisfy enum value set: [EventCount, ErrorCount]"
+            )));
+        }
         if self.tumbling_window_in_seconds > 900 {
             return Err(range_error(
                 "tumblingWindowInSeconds",
@@ -272,6 +296,23 @@ impl EsmConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_config_is_accepted_and_checked() {
+        let config = EsmConfig::from_json(
+            r#"{"StartingPosition":"LATEST","MetricsConfig":{"Metrics":["EventCount"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.metrics_config.metrics,
+            vec!["EventCount".to_string()]
+        );
+        let err = EsmConfig::from_json(
+            r#"{"StartingPosition":"LATEST","MetricsConfig":{"Metrics":["KafkaMetrics"]}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("metricsConfig.metrics"), "{err}");
+    }
 
     #[test]
     fn aws_json_with_defaults() {

@@ -94,6 +94,18 @@ pub enum Decision {
         /// Whether the on-failure destination took the failure record (else: dropped).
         reported: bool,
     },
+    /// Records retention removed from the stream while they were being retried: dropped
+    /// without a failure record, as Lambda does.
+    Expired {
+        /// Mapping clock, ms.
+        at_ms: i64,
+        /// Shard.
+        shard: String,
+        /// Lane.
+        lane: usize,
+        /// Records that left.
+        records: usize,
+    },
     /// A checkpoint written.
     Checkpoint {
         /// Mapping clock, ms.

@@ -43,6 +43,21 @@ impl EventSourceMapping {
             if stop.load(Ordering::SeqCst) {
                 return Ok(false);
             }
+            // Records retention removed from the stream while they were retried are gone:
+            // Lambda moves on without a failure record and without counting them dropped.
+            if let Some(cutoff) = self.source.expired_before_ms() {
+                let before = batch.len();
+                batch.retain(|p| p.record.arrival_ms >= cutoff);
+                let gone = before - batch.len();
+                if gone > 0 {
+                    self.decide(|at_ms| Decision::Expired {
+                        at_ms,
+                        shard: shard.to_string(),
+                        lane,
+                        records: gone,
+                    });
+                }
+            }
             if max_age_ms >= 0 {
                 let now = self.options.clock.now_ms();
                 let (expired, young): (Vec<Pending>, Vec<Pending>) = batch

@@ -21,7 +21,8 @@ mod window;
 
 pub use checkpoint::{CheckpointStore, ShardCheckpoint, CHECKPOINTS_MAGIC, CHECKPOINTS_VERSION};
 pub use config::{
-    DestinationConfig, EsmConfig, Filter, FilterCriteria, OnFailure, StartingPosition,
+    DestinationConfig, EsmConfig, Filter, FilterCriteria, MetricsConfig, OnFailure,
+    StartingPosition,
 };
 pub use decisions::{Decision, DecisionLog, DECISION_LOG_ENTRIES_MAX};
 pub use destination::Destination;

@@ -15,6 +15,12 @@ pub trait RecordSource: Send + Sync {
     /// A page of records.
     fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput>;
 
+    /// Records that arrived before this time (ms) have left the stream by retention; `None`
+    /// when the source cannot tell. A batch being retried sheds them, as Lambda does.
+    fn expired_before_ms(&self) -> Option<i64> {
+        None
+    }
+
     /// A counter of appends, for [`RecordSource::wait_for_append`]; a source that cannot
     /// observe appends returns 0.
     fn appends(&self) -> u64 {
@@ -44,6 +50,10 @@ impl RecordSource for Stream {
 
     fn get_records(&self, iterator: &str, limit: usize) -> Result<GetRecordsOutput> {
         Stream::get_records(self, iterator, limit)
+    }
+
+    fn expired_before_ms(&self) -> Option<i64> {
+        Some(Stream::expired_before_ms(self))
     }
 
     fn appends(&self) -> u64 {

@@ -30,6 +30,13 @@ impl Stream {
         state.manifest.retention_ms
     }
 
+    /// Records that arrived before this time (ms since the epoch) are no longer readable:
+    /// past the retention period, or expired under a shorter one before it was lengthened.
+    pub fn expired_before_ms(&self) -> i64 {
+        let state = self.read_state();
+        self.expiry_cutoff_ms(&state)
+    }
+
     /// Records that arrived before this time are unreadable: older than the retention period
     /// now, or expired under a shorter retention before it was lengthened.
     pub(super) fn expiry_cutoff_ms(&self, state: &StreamState) -> i64 {
