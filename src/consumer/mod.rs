@@ -5,6 +5,7 @@
 
 mod checkpoint;
 mod config;
+mod config_builder;
 mod decisions;
 mod destination;
 mod event;
@@ -24,6 +25,7 @@ pub use config::{
     DestinationConfig, EsmConfig, Filter, FilterCriteria, MetricsConfig, OnFailure,
     StartingPosition,
 };
+pub use config_builder::EsmConfigBuilder;
 pub use decisions::{Decision, DecisionLog, DECISION_LOG_ENTRIES_MAX};
 pub use destination::Destination;
 pub use event::{
