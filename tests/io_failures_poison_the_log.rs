@@ -109,22 +109,40 @@ fn failed_write_poisons_and_clean_mark_is_withheld() {
 }
 
 #[test]
-fn clean_mark_is_cleared_before_anything_else_at_open() {
-    // KAFKA-10471: a crash during open must not leave the clean mark in place.
+fn clean_mark_is_cleared_before_recovery_changes_anything() {
+    // KAFKA-10471: a crash during open, after recovery changed the log, must not leave the
+    // clean mark in place.
     let disk = SimDisk::new();
     let log = Log::open(DIR, sim_options(&disk, Durability::None)).expect("open");
     append_numbered(&log, 0, 5).expect("append");
     log.close().expect("close");
     assert!(checkpoint(&disk).clean);
-    // Fail the first directory sync after the mark is rewritten: the open fails part-way.
+    // Bytes after the clean end (a later writer's torn batch): recovery truncates them.
+    let active = segment_files(&disk, std::path::Path::new(DIR))
+        .pop()
+        .expect("active segment");
+    let mut bytes = disk.contents(&active).expect("contents");
+    let clean_len = bytes.len();
+    bytes.extend_from_slice(b"torn batch bytes");
+    disk.set_contents(&active, &bytes);
+    // The sync after the truncation fails: the open stops after changing the segment.
     disk.fail_nth(
-        FaultOp::SyncDir,
-        disk.calls(FaultOp::SyncDir) + 2,
+        FaultOp::Sync,
+        disk.calls(FaultOp::Sync) + 2,
         ErrorKind::Other,
     );
     assert!(Log::open(DIR, sim_options(&disk, Durability::None)).is_err());
-    assert!(!checkpoint(&disk).clean, "the mark was removed first");
+    assert_eq!(
+        disk.contents(&active).expect("contents").len(),
+        clean_len,
+        "truncated"
+    );
+    assert!(
+        !checkpoint(&disk).clean,
+        "the mark went before the truncation"
+    );
     let log = Log::open(DIR, sim_options(&disk, Durability::None)).expect("open");
+    assert!(!log.recovery_report().clean_shutdown);
     assert_numbered(&read_all(&log), 5);
 }
 

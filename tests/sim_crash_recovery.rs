@@ -63,9 +63,11 @@ fn run_seed(seed: u64) -> (Fault, &'static str) {
     let mut written: u64 = 0;
     let mut synced: u64 = 0;
     for epoch in 0..3 {
-        let log = Log::open(DIR, options.clone())
-            .unwrap_or_else(|e| panic!("seed {seed} epoch {epoch}: open failed: {e}"));
-        let records = read_all(&log);
+        let mut log = Some(
+            Log::open(DIR, options.clone())
+                .unwrap_or_else(|e| panic!("seed {seed} epoch {epoch}: open failed: {e}")),
+        );
+        let records = log.as_ref().map(read_all).unwrap_or_default();
         let n = records.len() as u64;
         assert!(
             n >= synced,
@@ -102,12 +104,33 @@ fn run_seed(seed: u64) -> (Fault, &'static str) {
                     _ => {}
                 }
             }
-            let result = match rng.below(10) {
-                0 => log.sync().map(|()| synced = written),
-                1 => log.roll().map(|()| synced = written),
+            let Some(open) = log.as_ref() else {
+                break;
+            };
+            let result = match rng.below(12) {
+                0 => open.sync().map(|()| synced = written),
+                1 => open.roll().map(|()| synced = written),
+                // A clean restart: the reopen is clean and complete, and writes nothing until
+                // the next change (the crash ending the epoch may come first).
+                2 => match log.take().map(Log::close) {
+                    Some(Ok(())) => {
+                        synced = written;
+                        // A planned fault may fail the reopen: the epoch then ends in its crash.
+                        Log::open(DIR, options.clone()).map(|reopened| {
+                            assert!(
+                                reopened.recovery_report().clean_shutdown,
+                                "seed {seed} epoch {epoch}: a clean close must reopen clean"
+                            );
+                            assert_numbered(&read_all(&reopened), written);
+                            log = Some(reopened);
+                        })
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => Ok(()),
+                },
                 _ => {
                     let count = 1 + rng.below(5);
-                    match append_numbered(&log, written, count) {
+                    match append_numbered(open, written, count) {
                         Ok(appended) => {
                             assert_eq!(appended.first_sequence, written, "seed {seed}");
                             written += count;

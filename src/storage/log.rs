@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::clean_mark::CleanMarkGuard;
 use super::options::{Durability, LogOptions};
 use super::read::{self, ReadLimits, Record};
 use super::recovery::{
@@ -82,6 +83,8 @@ struct Shared {
     poison: Mutex<Option<(&'static str, std::io::ErrorKind)>>,
     retention: Mutex<super::options::Retention>,
     closed: AtomicBool,
+    /// Whether the clean mark found at open is still true (nothing changed since).
+    clean_mark: CleanMarkGuard,
     _lock: Box<dyn DirLock>,
 }
 
@@ -117,11 +120,14 @@ impl Log {
                 path: dir.clone(),
             })?;
         let checkpoint = read_checkpoint(vfs.as_ref(), &dir)?;
-        // KAFKA-10471: the clean mark goes before anything else is written, so that a crash
-        // during this open can never be mistaken for a clean shutdown.
-        if let Some(cp) = checkpoint.filter(|cp| cp.clean) {
-            write_checkpoint(vfs.as_ref(), &dir, &Checkpoint { clean: false, ..cp })?;
-        }
+        // KAFKA-10471: from here on every change to the log's files goes through the guard,
+        // which clears the clean mark before the first one; a crash during this open (or any
+        // time later) can never be mistaken for a clean shutdown, and an open that changes
+        // nothing writes nothing.
+        let clean_mark = CleanMarkGuard::new(vfs.clone(), &dir, checkpoint);
+        let vfs: Arc<dyn Vfs> = Arc::new(clean_mark.clone());
+        let mut options = options;
+        options.vfs = vfs.clone();
         let mut report = RecoveryReport::default();
         let recovered = recover(vfs.as_ref(), &dir, &options, checkpoint, &mut report)?;
         let active =
@@ -154,9 +160,13 @@ impl Log {
             retention: Mutex::new(options.retention),
             closed: AtomicBool::new(false),
             options,
+            clean_mark,
             _lock: dir_lock,
         });
-        shared.write_checkpoint(false)?;
+        // After a clean shutdown the checkpoint on disk already names this recovery point.
+        if !report.clean_shutdown {
+            shared.write_checkpoint(false)?;
+        }
         let background = shared.start_background();
         Ok(Log {
             shared,
@@ -297,6 +307,10 @@ impl Log {
         if std::thread::panicking() {
             // Dropped while unwinding: whatever the panic interrupted is unknown, so the next
             // open must recover rather than trust a clean mark.
+            return Ok(());
+        }
+        if self.shared.clean_mark.is_armed() {
+            // Nothing changed since a clean open: the mark on disk is still true.
             return Ok(());
         }
         let target = self.shared.lock_writer()?.lsn;

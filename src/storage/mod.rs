@@ -6,6 +6,7 @@
 //! [`RealFs`] in production, [`SimDisk`] in fault tests.
 
 mod atomic;
+mod clean_mark;
 mod log;
 mod options;
 mod read;

@@ -198,8 +198,13 @@ pub(crate) fn recover(
             .is_some_and(|base| !bases.contains(&base));
         if name.ends_with(TEMP_SUFFIX) || orphan_index {
             let path = dir.join(name);
-            vfs.remove_file(&path).map_err(io_err(&path, "remove"))?;
-            report.temp_files_removed += u64::from(name.ends_with(TEMP_SUFFIX));
+            // Already gone is fine: clearing the clean mark (before this first change) writes
+            // the checkpoint through its own temporary file, which it renames away.
+            match vfs.remove_file(&path) {
+                Ok(()) => report.temp_files_removed += u64::from(name.ends_with(TEMP_SUFFIX)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path, "remove")(e)),
+            }
         }
     }
     let Some((&last_base, sealed_bases)) = bases.split_last() else {
@@ -410,12 +415,18 @@ fn recover_active(
         file.set_len(cursor.position)
             .map_err(io_err(&path, "truncate"))?;
     }
-    // Whatever survived in the page cache is made durable before it is called recovered
-    // (redb #299): the recovery point written next must be true after a power loss too.
-    file.sync_data().map_err(io_err(&path, "fsync"))?;
-    // Rewrite the index so that its entries are exactly those of the surviving batches.
-    let index_bytes = encode_index_file(base, &index);
-    write_atomically(vfs, &index_path, &index_bytes).map_err(io_err(&index_path, "write index"))?;
+    // After a clean shutdown the segment was synced and its index written by the close, and
+    // nothing was scanned: both are already as they must be, and rewriting them would clear
+    // the clean mark of an open that changes nothing.
+    if !report.clean_shutdown {
+        // Whatever survived in the page cache is made durable before it is called recovered
+        // (redb #299): the recovery point written next must be true after a power loss too.
+        file.sync_data().map_err(io_err(&path, "fsync"))?;
+        // Rewrite the index so that its entries are exactly those of the surviving batches.
+        let index_bytes = encode_index_file(base, &index);
+        write_atomically(vfs, &index_path, &index_bytes)
+            .map_err(io_err(&index_path, "write index"))?;
+    }
     let active = ActiveSegment::new(dir, base, file, header.created_ms, tip_of(&cursor), index);
     Ok((active, cursor))
 }
