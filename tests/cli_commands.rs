@@ -478,5 +478,10 @@ fn bench_runs_every_phase_and_reports_the_ratios() {
         figures["poison_planted"]
     );
     assert!(figures["poison_planted"].as_u64().unwrap() > 0);
+    // The kill -9 phase: whatever the child wrote is readable after the reopen, and the scan
+    // covers at most the stream's bytes.
+    let kill9 = &figures["kill9"];
+    assert!(kill9["bytes_scanned"].as_u64().unwrap() <= kill9["stream_bytes"].as_u64().unwrap());
+    assert!(kill9["records_recovered"].as_u64().unwrap() <= 5000);
     assert_eq!(figures["verify_problems"], 0);
 }

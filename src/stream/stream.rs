@@ -307,6 +307,20 @@ impl Stream {
             .collect()
     }
 
+    /// What recovery found and did when each shard's log was opened by this writer, in
+    /// shard-id order (empty for a follower, which recovers nothing).
+    pub fn recovery_reports(&self) -> Vec<(String, crate::storage::RecoveryReport)> {
+        let state = self.read_state();
+        state
+            .shards
+            .values()
+            .filter_map(|s| {
+                let log = s.log.writer().ok()?;
+                Some((shard_id(s.meta.index), log.recovery_report().clone()))
+            })
+            .collect()
+    }
+
     /// Every shard within retention, open and closed, in shard-id order.
     pub fn list_shards(&self) -> Result<Vec<ShardDescription>> {
         self.refresh()?;
