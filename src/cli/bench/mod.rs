@@ -444,7 +444,13 @@ pub fn run(args: BenchArgs) -> Outcome {
             "phase", "shardlog", "baseline", "ratio"
         );
         let row = |name: &str, ours: String, base: String, ratio: f64| {
-            println!("{name:<34} {ours:>14} {base:>14} {ratio:>8.2}")
+            // Small ratios (the reopen's) keep their significant digits.
+            let ratio = if ratio < 0.1 {
+                format!("{ratio:.4}")
+            } else {
+                format!("{ratio:.2}")
+            };
+            println!("{name:<34} {ours:>14} {base:>14} {ratio:>8}")
         };
         row(
             "produce MB/s (naive append)",
