@@ -29,11 +29,8 @@ pub(super) struct Consumed {
     pub get_records_per_s: f64,
 }
 
-/// Pages as large as the mapping's BatchSize.
-const BATCH_SIZE: usize = 1000;
-
 /// Reads every shard to its end with get_records, one thread per shard.
-fn read_shards_in_parallel(stream: &Stream) -> Result<f64, Failure> {
+fn read_shards_in_parallel(stream: &Stream, batch_size: usize) -> Result<f64, Failure> {
     let shards = stream.list_shards()?;
     let started = Instant::now();
     let counts = std::thread::scope(|scope| {
@@ -47,7 +44,7 @@ fn read_shards_in_parallel(stream: &Stream) -> Result<f64, Failure> {
                             .get_shard_iterator(&shard.shard_id, &ShardIteratorType::TrimHorizon)?,
                     );
                     while let Some(current) = iterator {
-                        let page = stream.get_records(&current, BATCH_SIZE)?;
+                        let page = stream.get_records(&current, batch_size)?;
                         if page.records.is_empty() && page.millis_behind_latest == 0 {
                             break;
                         }
@@ -97,6 +94,7 @@ fn verdict(poisoned: bool) -> Invocation {
 }
 
 fn mapping(
+    batch_size: usize,
     dir: &Path,
     name: &str,
     stream: &Arc<Stream>,
@@ -108,7 +106,7 @@ fn mapping(
         Arc::new(RealFs),
     )?);
     let config = EsmConfig::from_json(&format!(
-        r#"{{"StartingPosition":"TRIM_HORIZON","BatchSize":{BATCH_SIZE},"BisectBatchOnFunctionError":true,"MaximumRetryAttempts":0}}"#
+        r#"{{"StartingPosition":"TRIM_HORIZON","BatchSize":{batch_size},"BisectBatchOnFunctionError":true,"MaximumRetryAttempts":0}}"#
     ))?;
     let options = MappingOptions {
         name: name.into(),
@@ -128,10 +126,15 @@ fn mapping(
 
 /// Consumes the whole stream twice: with the in-process function (the figure compared with
 /// the get_records loop), then with a no-op function that takes the event JSON.
-pub(super) fn consume(dir: &Path, stream: &Arc<Stream>) -> Result<Consumed, Failure> {
+pub(super) fn consume(
+    dir: &Path,
+    stream: &Arc<Stream>,
+    batch_size: usize,
+) -> Result<Consumed, Failure> {
     let failures = dir.join("failures.jsonl");
     let _ = std::fs::remove_file(&failures);
     let typed = mapping(
+        batch_size,
         dir,
         "bench",
         stream,
@@ -148,6 +151,7 @@ pub(super) fn consume(dir: &Path, stream: &Arc<Stream>) -> Result<Consumed, Fail
 
     let no_op = |_: &str| Invocation::Returned(None);
     let json = mapping(
+        batch_size,
         dir,
         "bench-json",
         stream,
@@ -158,7 +162,7 @@ pub(super) fn consume(dir: &Path, stream: &Arc<Stream>) -> Result<Consumed, Fail
     let consumed = json.run_until_idle()?;
     let json_records_per_s =
         consumed.totals.polled_event_count as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    let get_records_per_s = read_shards_in_parallel(stream)?;
+    let get_records_per_s = read_shards_in_parallel(stream, batch_size)?;
     Ok(Consumed {
         records_per_s,
         json_records_per_s,

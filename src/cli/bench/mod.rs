@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Records per put_records call.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// BatchSize of the consume phase's event source mapping (1..=10000); the get_records
+    /// baseline reads pages of the same size.
+    #[arg(long, default_value_t = 1000)]
+    consume_batch_size: usize,
     /// Records of the durable (Always, 8 threads) phase.
     #[arg(long, default_value_t = 40_000)]
     durable_records: usize,
@@ -374,7 +378,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     let durable_bytes = durable_work.payload_bytes();
 
     say("consume through an event source mapping");
-    let consumed = consume::consume(&dir, &stream)?;
+    let consumed = consume::consume(&dir, &stream, args.consume_batch_size)?;
 
     say("put-to-invoke latency");
     let (latency_p50, latency_p99) = consume::put_to_invoke_latency(&store)?;
