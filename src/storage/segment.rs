@@ -111,25 +111,32 @@ pub(crate) fn batch_bytes<'a>(
             if available < BATCH_HEADER_LEN as u64 {
                 return Err(truncated(BATCH_HEADER_LEN as u64));
             }
-            buf.clear();
-            buf.resize(BATCH_HEADER_LEN, 0);
-            let read = read_full_at(file, buf, position).map_err(LoadError::Io)?;
+            // The buffer only grows: zeroing it again for every batch cost a memset of the
+            // whole batch. Only the bytes read below are ever handed out.
+            if buf.len() < BATCH_HEADER_LEN {
+                buf.resize(BATCH_HEADER_LEN, 0);
+            }
+            let head = buf.get_mut(..BATCH_HEADER_LEN).unwrap_or_default();
+            let read = read_full_at(file, head, position).map_err(LoadError::Io)?;
             if read < BATCH_HEADER_LEN {
                 return Err(truncated(BATCH_HEADER_LEN as u64));
             }
-            let header = peek_header(buf).map_err(LoadError::Decode)?;
+            let header = peek_header(head).map_err(LoadError::Decode)?;
             let length = u64::from(header.length);
             if length > available {
                 return Err(truncated(length));
             }
-            buf.resize(header.length as usize, 0);
-            let rest = buf.get_mut(BATCH_HEADER_LEN..).unwrap_or_default();
+            let length = header.length as usize;
+            if buf.len() < length {
+                buf.resize(length, 0);
+            }
+            let rest = buf.get_mut(BATCH_HEADER_LEN..length).unwrap_or_default();
             let read = read_full_at(file, rest, position + BATCH_HEADER_LEN as u64)
                 .map_err(LoadError::Io)?;
             if read < rest.len() {
-                return Err(truncated(length));
+                return Err(truncated(length as u64));
             }
-            Ok(buf.as_slice())
+            Ok(buf.get(..length).unwrap_or_default())
         }
     }
 }

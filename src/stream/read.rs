@@ -9,6 +9,9 @@ use super::types::*;
 use crate::error::{Error, Result};
 use crate::storage::ReadLimits;
 
+/// Records a get_records page reserves room for before reading (more grow the vector).
+const GET_RECORDS_PREALLOCATED_MAX: usize = 4096;
+
 impl Stream {
     fn admit_read(&self, shard: u32, now: i64) -> Result<()> {
         let mut slot = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
@@ -134,7 +137,8 @@ impl Stream {
         self.admit_read(token.shard_index, now)?;
         let from = token.log_sequence.max(self.trim_horizon(&state, shard)?);
         let end = shard.meta.closed.map(|c| c.next_log_sequence);
-        let mut records = Vec::new();
+        // Sized for a full page up front (bounded): growing by doubling copied it repeatedly.
+        let mut records = Vec::with_capacity(limit.min(GET_RECORDS_PREALLOCATED_MAX));
         let limits = ReadLimits {
             records_max: limit,
             bytes_max: GET_RECORDS_BYTES_MAX,
