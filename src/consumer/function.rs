@@ -35,6 +35,34 @@ pub(crate) fn outcome_name(outcome: &Invocation) -> &'static str {
 }
 
 /// A function invoked with the Lambda Kinesis event (JSON).
+///
+/// Any `Fn(&str) -> Invocation` is one. An in-process consumer that wants the records rather
+/// than their JSON implements [`Function::invoke_batch`] too:
+///
+/// ```
+/// use shardlog::consumer::{EventBatch, Function, Invocation};
+///
+/// /// Counts the bytes it is given; fails a batch holding an empty record.
+/// struct ByteCounter(std::sync::atomic::AtomicU64);
+///
+/// impl Function for ByteCounter {
+///     fn invoke(&self, _lane: usize, _event: &str) -> Invocation {
+///         Invocation::FunctionError("this function takes records, not JSON".into())
+///     }
+///
+///     fn invoke_batch(&self, _lane: usize, batch: &EventBatch<'_>) -> Invocation {
+///         let mut bytes = 0;
+///         for record in batch.records() {
+///             if record.data.is_empty() {
+///                 return Invocation::FunctionError("empty record".into());
+///             }
+///             bytes += record.data.len() as u64;
+///         }
+///         self.0.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+///         Invocation::Returned(None)
+///     }
+/// }
+/// ```
 pub trait Function: Send + Sync {
     /// Invokes the function for one batch. `lane` is the batch's lane within its shard
     /// (`0..ParallelizationFactor`); lanes of one shard may be invoked concurrently.
