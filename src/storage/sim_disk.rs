@@ -109,6 +109,23 @@ fn eio(what: &str) -> io::Error {
     io::Error::other(format!("simulated EIO: {what}"))
 }
 
+/// Paths in `map` at or under `dir`: a contiguous range, since paths order component by
+/// component (everything under `/a/b` sorts after `/a/b` and before `/a/b.x`).
+fn under<'a, V>(map: &'a BTreeMap<PathBuf, V>, dir: &'a Path) -> impl Iterator<Item = &'a PathBuf> {
+    map.range::<Path, _>((std::ops::Bound::Included(dir), std::ops::Bound::Unbounded))
+        .map(|(p, _)| p)
+        .take_while(move |p| p.starts_with(dir))
+}
+
+/// Like [`under`], for a set.
+fn under_set<'a>(
+    set: &'a std::collections::BTreeSet<PathBuf>,
+    dir: &'a Path,
+) -> impl Iterator<Item = &'a PathBuf> {
+    set.range::<Path, _>((std::ops::Bound::Included(dir), std::ops::Bound::Unbounded))
+        .take_while(move |p| p.starts_with(dir))
+}
+
 fn not_found(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
@@ -305,12 +322,7 @@ impl SimDisk {
 
     /// The names of live files whose path starts with `dir`.
     pub fn files_in(&self, dir: &Path) -> Vec<PathBuf> {
-        self.lock()
-            .live_names
-            .keys()
-            .filter(|p| p.starts_with(dir))
-            .cloned()
-            .collect()
+        under(&self.lock().live_names, dir).cloned().collect()
     }
 
     /// Simulates a power loss: rebuilds the disk from what was durable plus a seeded choice of
@@ -532,17 +544,15 @@ impl Vfs for SimDisk {
 
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let state = self.lock();
-        if !state.dirs.iter().any(|d| d.starts_with(path))
-            && !state.live_names.keys().any(|p| p.starts_with(path))
-        {
+        let mut files = under(&state.live_names, path).peekable();
+        let mut dirs = under_set(&state.dirs, path).peekable();
+        if files.peek().is_none() && dirs.peek().is_none() {
             return Err(not_found(path));
         }
         // Direct children: files, and the first component of anything deeper.
-        let mut names: Vec<String> = state
-            .live_names
-            .keys()
+        let mut names: Vec<String> = files
             .map(|p| p.as_path())
-            .chain(state.dirs.iter().map(|d| d.as_path()))
+            .chain(dirs.map(|d| d.as_path()))
             .filter_map(|p| p.strip_prefix(path).ok())
             .filter_map(|rest| rest.components().next())
             .filter_map(|c| c.as_os_str().to_str().map(str::to_owned))
