@@ -438,6 +438,10 @@ fn bench_runs_every_phase_and_reports_the_ratios() {
             "5000",
             "--durable-records",
             "1000",
+            "--durability",
+            "interval:50",
+            "--compression",
+            "zstd:2",
             "--json",
             "--dir",
             dir.path().join("b").to_str().unwrap(),
@@ -478,6 +482,8 @@ fn bench_runs_every_phase_and_reports_the_ratios() {
         figures["poison_planted"]
     );
     assert!(figures["poison_planted"].as_u64().unwrap() > 0);
+    assert_eq!(figures["durability"], "Interval(50ms)");
+    assert_eq!(figures["compression"], "Zstd { level: 2 }");
     // The kill -9 phase: whatever the child wrote is readable after the reopen, and the scan
     // covers at most the stream's bytes.
     let kill9 = &figures["kill9"];

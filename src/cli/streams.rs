@@ -70,7 +70,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_compression(text: &str) -> Result<Compression, String> {
+pub(crate) fn parse_compression(text: &str) -> Result<Compression, String> {
     match text {
         "none" => Ok(Compression::None),
         "zstd" => Ok(Compression::Zstd { level: 3 }),
@@ -83,7 +83,7 @@ fn parse_compression(text: &str) -> Result<Compression, String> {
     }
 }
 
-fn parse_durability(text: &str) -> Result<Durability, String> {
+pub(crate) fn parse_durability(text: &str) -> Result<Durability, String> {
     match text {
         "always" => Ok(Durability::Always),
         "none" => Ok(Durability::None),

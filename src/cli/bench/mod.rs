@@ -35,6 +35,14 @@ pub struct BenchArgs {
     /// Producer threads.
     #[arg(long, default_value_t = 4)]
     producer_threads: usize,
+    /// Durability of the main stream (produce, read back, consume, reopen): always,
+    /// interval:MS or none. The durable phase always uses `always`.
+    #[arg(long, default_value = "none", value_parser = crate::cli::streams::parse_durability)]
+    durability: Durability,
+    /// Compression of the main stream: none, zstd or zstd:LEVEL. The zstd phase always uses
+    /// zstd level 1.
+    #[arg(long, default_value = "none", value_parser = crate::cli::streams::parse_compression)]
+    compression: Compression,
     /// Records per put_records call.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
@@ -335,7 +343,8 @@ pub fn run(args: BenchArgs) -> Outcome {
     let store = Store::open(dir.join("store"))?;
     let config = StreamConfig {
         shard_count: args.shards,
-        durability: Durability::None,
+        durability: args.durability,
+        compression: args.compression,
         ..Default::default()
     };
     let stream = store.create_stream("bench", &config)?;
@@ -419,6 +428,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     });
     let figures = json!({
         "records": args.records, "record_bytes": args.record_size, "shards": args.shards,
+        "durability": format!("{:?}", args.durability), "compression": format!("{:?}", args.compression),
         "append_mb_per_s": append, "naive_append_mb_per_s": naive_append,
         "read_mb_per_s": read, "naive_read_mb_per_s": naive_read_mbps,
         "records_per_s": args.records as f64 / produce_time.as_secs_f64().max(1e-9),
