@@ -23,14 +23,13 @@ use arbitrary::{Arbitrary, Unstructured};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::esm_check::check_final;
 use crate::consumer::{
     CheckpointStore, Destination, EsmConfig, EventSourceMapping, Function, Invocation,
     MappingOptions, MetricsSnapshot,
 };
 use crate::storage::{Clock, CrashMode, SimDisk, SimRng};
-use crate::stream::{
-    PutRecordsEntry, ShardIteratorType, Store, StoreOptions, Stream, StreamConfig,
-};
+use crate::stream::{PutRecordsEntry, Store, StoreOptions, StreamConfig};
 
 const STORE_DIR: &str = "/fuzz/store";
 const CHECKPOINTS: &str = "/fuzz/mapping/checkpoints";
@@ -40,26 +39,26 @@ const CRASHES_MAX: usize = 3;
 const START_MS: i64 = 1_700_000_000_000;
 
 #[derive(Debug, Arbitrary)]
-struct Scenario {
-    shards: bool,
-    batch_size: u8,
-    retries: i8,
-    record_age: u8,
-    bisect: bool,
-    report_item_failures: bool,
-    parallel: bool,
-    filter_below: Option<u8>,
-    destination: bool,
-    tumbling: bool,
-    spread: bool,
-    records: Vec<(u8, bool)>,
-    script: Vec<Outcome>,
-    crashes: Vec<(u8, u8)>,
+pub(super) struct Scenario {
+    pub(super) shards: bool,
+    pub(super) batch_size: u8,
+    pub(super) retries: i8,
+    pub(super) record_age: u8,
+    pub(super) bisect: bool,
+    pub(super) report_item_failures: bool,
+    pub(super) parallel: bool,
+    pub(super) filter_below: Option<u8>,
+    pub(super) destination: bool,
+    pub(super) tumbling: bool,
+    pub(super) spread: bool,
+    pub(super) records: Vec<(u8, bool)>,
+    pub(super) script: Vec<Outcome>,
+    pub(super) crashes: Vec<(u8, u8)>,
 }
 
 /// What the function does with one invocation.
 #[derive(Debug, Clone, Copy, Arbitrary)]
-enum Outcome {
+pub(super) enum Outcome {
     Success,
     /// One of the response shapes Lambda reads as success.
     SuccessShape(u8),
@@ -73,33 +72,33 @@ enum Outcome {
 
 /// What the model knows of one record in the stream.
 #[derive(Debug, Clone)]
-struct Put {
-    shard: String,
-    matches: bool,
+pub(super) struct Put {
+    pub(super) shard: String,
+    pub(super) matches: bool,
 }
 
 #[derive(Default)]
-struct Observed {
+pub(super) struct Observed {
     /// Attempts per exact batch (first, last, size), to pick the scripted answer.
-    attempts: BTreeMap<(u128, u128, usize), u32>,
+    pub(super) attempts: BTreeMap<(u128, u128, usize), u32>,
     /// Records a successful invocation processed in this run.
-    processed_this_run: BTreeSet<u128>,
-    processed_ever: BTreeSet<u128>,
+    pub(super) processed_this_run: BTreeSet<u128>,
+    pub(super) processed_ever: BTreeSet<u128>,
     /// Highest checkpoint seen per shard.
-    checkpoints: BTreeMap<String, u128>,
-    calls: u64,
-    reached_function: u64,
-    crash_at: Option<u64>,
+    pub(super) checkpoints: BTreeMap<String, u128>,
+    pub(super) calls: u64,
+    pub(super) reached_function: u64,
+    pub(super) crash_at: Option<u64>,
 }
 
-struct ModelFunction {
-    script: Vec<Outcome>,
-    puts: BTreeMap<u128, Put>,
-    report_item_failures: bool,
-    tumbling: bool,
-    stop: Arc<AtomicBool>,
-    checkpoints: Mutex<Arc<CheckpointStore>>,
-    observed: Mutex<Observed>,
+pub(super) struct ModelFunction {
+    pub(super) script: Vec<Outcome>,
+    pub(super) puts: BTreeMap<u128, Put>,
+    pub(super) report_item_failures: bool,
+    pub(super) tumbling: bool,
+    pub(super) stop: Arc<AtomicBool>,
+    pub(super) checkpoints: Mutex<Arc<CheckpointStore>>,
+    pub(super) observed: Mutex<Observed>,
 }
 
 /// Runs the scenario `data` decodes to; panics when the mapping breaks a rule of the model.
@@ -317,11 +316,11 @@ fn open_checkpoints(disk: &SimDisk) -> Arc<CheckpointStore> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn parse(sequence: &str) -> u128 {
+pub(super) fn parse(sequence: &str) -> u128 {
     match sequence.parse() {
         Ok(n) => n,
         Err(_) => panic!("sequence number {sequence} is decimal"),
@@ -503,133 +502,4 @@ impl Function for ModelFunction {
         }
         invocation
     }
-}
-
-/// After the last run: every record is accounted for, and the metrics agree with what the
-/// function saw.
-fn check_final(
-    s: &Scenario,
-    function: &ModelFunction,
-    store: &Store,
-    runs: &[MetricsSnapshot],
-    crashed: bool,
-) {
-    let observed = lock(&function.observed);
-    let sum = |f: fn(&MetricsSnapshot) -> u64| runs.iter().map(f).sum::<u64>();
-    assert_eq!(
-        sum(|m| m.totals.invocations),
-        observed.reached_function,
-        "Invocations counts every attempt that reached the function"
-    );
-    // Failure records in the destination, by shard: the sequence ranges they cover.
-    let mut reported: Vec<(String, u128, u128)> = Vec::new();
-    let mut reported_records = 0;
-    if s.destination {
-        let Ok(dlq) = store.stream("dlq") else {
-            panic!("the destination stream exists");
-        };
-        for record in read_all(&dlq) {
-            let Ok(failure) = serde_json::from_slice::<Value>(&record) else {
-                panic!("a failure record is JSON");
-            };
-            let text = |pointer: &str| failure.pointer(pointer).and_then(Value::as_str);
-            let shard = text("/KinesisBatchInfo/shardId")
-                .unwrap_or_default()
-                .to_string();
-            let start = parse(text("/KinesisBatchInfo/startSequenceNumber").unwrap_or("x"));
-            let end = parse(text("/KinesisBatchInfo/endSequenceNumber").unwrap_or("x"));
-            reported_records += failure
-                .pointer("/KinesisBatchInfo/batchSize")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            reported.push((shard, start, end));
-            let condition = text("/requestContext/condition");
-            let invokes = failure
-                .pointer("/requestContext/approximateInvokeCount")
-                .and_then(Value::as_i64);
-            let retries = i64::from(s.retries).clamp(-1, 4);
-            if condition == Some("RetryAttemptsExhausted") {
-                assert!(retries >= 0, "retries exhausted although infinite");
-                let ok = if crashed {
-                    invokes.is_some_and(|n| n >= 1 && n <= retries + 1)
-                } else {
-                    invokes == Some(retries + 1)
-                };
-                assert!(
-                    ok,
-                    "approximateInvokeCount {invokes:?} with MaximumRetryAttempts {retries}"
-                );
-            }
-        }
-        assert_eq!(
-            reported_records,
-            sum(|m| m.totals.on_failure_destination_delivered_event_count),
-            "the destination holds every record counted as delivered there"
-        );
-    }
-    let dropped = sum(|m| m.totals.dropped_event_count);
-    let mut unaccounted = 0u64;
-    for (sequence, put) in &function.puts {
-        if !put.matches || observed.processed_ever.contains(sequence) {
-            continue;
-        }
-        let in_destination = reported
-            .iter()
-            .any(|(shard, start, end)| shard == &put.shard && start <= sequence && sequence <= end);
-        if !in_destination {
-            unaccounted += 1;
-        }
-    }
-    if crashed {
-        assert!(
-            unaccounted <= dropped,
-            "{unaccounted} records neither processed, reported nor dropped ({dropped} dropped)"
-        );
-    } else {
-        assert_eq!(
-            unaccounted, dropped,
-            "records neither processed nor reported must be exactly the dropped ones"
-        );
-        let filtered = function.puts.values().filter(|p| !p.matches).count() as u64;
-        assert_eq!(sum(|m| m.totals.filtered_out_event_count), filtered);
-    }
-    // Every shard's checkpoint reaches its last record.
-    let checkpoints = lock(&function.checkpoints);
-    for (sequence, put) in function.puts.iter().rev() {
-        let checkpoint = checkpoints
-            .get(&put.shard)
-            .and_then(|c| c.sequence_number)
-            .map_or(0, |c| parse(&c));
-        assert!(
-            checkpoint >= *sequence,
-            "{} is not checkpointed to its last record after an idle run",
-            put.shard
-        );
-    }
-}
-
-fn read_all(stream: &Stream) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let Ok(shards) = stream.list_shards() else {
-        panic!("list_shards");
-    };
-    for shard in shards {
-        let Ok(mut iterator) =
-            stream.get_shard_iterator(&shard.shard_id, &ShardIteratorType::TrimHorizon)
-        else {
-            panic!("iterator");
-        };
-        loop {
-            let Ok(page) = stream.get_records(&iterator, 10_000) else {
-                panic!("get_records");
-            };
-            let empty = page.records.is_empty();
-            out.extend(page.records.into_iter().map(|r| r.data));
-            match page.next_shard_iterator {
-                Some(next) if !empty => iterator = next,
-                _ => break,
-            }
-        }
-    }
-    out
 }

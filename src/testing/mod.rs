@@ -277,8 +277,10 @@ pub fn filter_pattern_total(data: &[u8]) {
     }
 }
 
+mod shard_check;
 mod stream_model;
 pub use stream_model::stream_model;
 
+mod esm_check;
 mod esm_model;
 pub use esm_model::esm_model;

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 
+use super::shard_check::{check_shard, list, parse_sequence, range_of, read_shard};
 use crate::format::codec::Compression;
 use crate::storage::{Clock, CrashMode, Durability, FaultOp, SimDisk, SimRng};
 use crate::stream::{
-    partition_key_hash, PutRecordsEntry, PutRecordsOutput, SequenceNumber, ShardDescription,
-    ShardIteratorType, Store, StoreOptions, Stream, StreamConfig,
+    partition_key_hash, PutRecordsEntry, PutRecordsOutput, ShardDescription, ShardIteratorType,
+    Store, StoreOptions, Stream, StreamConfig,
 };
 
 const STORE_DIR: &str = "/fuzz/store";
@@ -59,17 +60,17 @@ enum Op {
 
 /// One record the model expects a shard to hold.
 #[derive(Debug, Clone)]
-struct Expected {
-    sequence: u128,
-    partition_key: String,
-    data: Vec<u8>,
-    arrival_ms: i64,
+pub(super) struct Expected {
+    pub(super) sequence: u128,
+    pub(super) partition_key: String,
+    pub(super) data: Vec<u8>,
+    pub(super) arrival_ms: i64,
     /// Written and synced: must survive a crash unless retention removed it.
-    durable: bool,
+    pub(super) durable: bool,
     /// Its put failed with an I/O error: it may or may not be there.
-    in_doubt: bool,
+    pub(super) in_doubt: bool,
     /// Retention has allowed its removal at some point.
-    expirable: bool,
+    pub(super) expirable: bool,
 }
 
 struct Harness {
@@ -593,102 +594,5 @@ impl Harness {
         }
         self.shards = survivors;
         self.mark_expirable();
-    }
-}
-
-fn list(stream: &Stream) -> Vec<ShardDescription> {
-    match stream.list_shards() {
-        Ok(list) => list,
-        Err(e) => panic!("list_shards must work: {e}"),
-    }
-}
-
-fn range_of(shard: &ShardDescription) -> Option<(u128, u128)> {
-    let start = shard.hash_key_range.starting_hash_key.parse().ok()?;
-    let end = shard.hash_key_range.ending_hash_key.parse().ok()?;
-    Some((start, end))
-}
-
-fn parse_sequence(text: &str) -> u128 {
-    match SequenceNumber::parse(text, "SequenceNumber") {
-        Ok(sequence) => sequence.to_string().parse().unwrap_or_default(),
-        Err(e) => panic!("a sequence number the stream returned must parse: {e}"),
-    }
-}
-
-/// A record as read back, reduced to what the model compares.
-struct Got {
-    sequence_number: String,
-    approximate_arrival_timestamp_ms: i64,
-    partition_key: String,
-    data: Vec<u8>,
-}
-
-fn read_shard(
-    stream: &Stream,
-    shard_id: &str,
-    kind: &ShardIteratorType,
-) -> crate::Result<Vec<Got>> {
-    let mut out = Vec::new();
-    let mut iterator = stream.get_shard_iterator(shard_id, kind)?;
-    loop {
-        let page = stream.get_records(&iterator, 10_000)?;
-        let empty = page.records.is_empty();
-        out.extend(page.records.into_iter().map(|r| Got {
-            sequence_number: r.sequence_number,
-            approximate_arrival_timestamp_ms: r.approximate_arrival_timestamp_ms,
-            partition_key: r.partition_key,
-            data: r.data,
-        }));
-        match page.next_shard_iterator {
-            Some(next) if !empty => iterator = next,
-            _ => return Ok(out),
-        }
-    }
-}
-
-/// What a shard returned must be the model's records in order, where only these may be
-/// missing: at the front, records retention allows to go; anywhere, records whose put failed
-/// on an I/O fault; after a crash, at the back, records that were never synced.
-fn check_shard(shard_id: &str, got: &[Got], expected: &[Expected], after_crash: bool) {
-    let mut next = 0;
-    for (i, record) in got.iter().enumerate() {
-        let sequence = parse_sequence(&record.sequence_number);
-        loop {
-            let Some(model) = expected.get(next) else {
-                panic!("{shard_id} returned {sequence}, which was never put or is out of order");
-            };
-            next += 1;
-            let same = record.data == model.data
-                && record.partition_key == model.partition_key
-                && (model.in_doubt || model.sequence == sequence);
-            if same {
-                if !model.in_doubt {
-                    assert!(
-                        record.approximate_arrival_timestamp_ms == model.arrival_ms,
-                        "{shard_id}: the arrival time of {sequence} changed"
-                    );
-                }
-                break;
-            }
-            let may_be_missing = model.in_doubt || (i == 0 && model.expirable);
-            assert!(
-                may_be_missing,
-                "{shard_id} lost record {} before {sequence}",
-                model.sequence
-            );
-        }
-    }
-    for missing in expected.iter().skip(next) {
-        let may_be_missing = missing.in_doubt
-            || (after_crash && !missing.durable)
-            || (got.is_empty() && missing.expirable);
-        assert!(
-            may_be_missing,
-            "{shard_id} lost acknowledged record {} ({} bytes){}",
-            missing.sequence,
-            missing.data.len(),
-            if after_crash { " in a crash" } else { "" }
-        );
     }
 }
