@@ -21,23 +21,19 @@ fn checkpoint_writes(interval: Duration) -> (Vec<Option<String>>, String, Option
     let refs: Vec<&str> = data.iter().map(String::as_str).collect();
     let last = put_all(&stream, "k", &refs).pop().unwrap();
     let log = Arc::new(DecisionLog::default());
-    let checkpoints = Arc::new(
-        CheckpointStore::open("/sim/mappings/m/checkpoints", Arc::new(disk.clone())).unwrap(),
-    );
     let options = MappingOptions {
         checkpoint_interval: interval,
         decision_log: Some(log.clone()),
         ..test_mapping_options(&clock)
     };
-    EventSourceMapping::new(
-        EsmConfig::from_json(r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":10}"#).unwrap(),
-        stream,
+    esm_mapping_with(
+        &stream,
+        &disk,
         Recorder::new(|_, _| Invocation::Returned(None)),
-        Destination::None,
-        checkpoints.clone(),
+        r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":10}"#,
+        None,
         options,
     )
-    .unwrap()
     .run_until_idle()
     .unwrap();
     let writes = log
@@ -48,7 +44,9 @@ fn checkpoint_writes(interval: Duration) -> (Vec<Option<String>>, String, Option
             _ => None,
         })
         .collect();
-    let stored = checkpoints
+    // Read back from the disk, as the next run of the mapping would.
+    let stored = CheckpointStore::open("/sim/mappings/m/checkpoints", Arc::new(disk.clone()))
+        .unwrap()
         .get("shardId-000000000000")
         .and_then(|c| c.sequence_number);
     (writes, last, stored)

@@ -6,7 +6,6 @@
 
 mod common;
 
-use base64::Engine;
 use common::*;
 use serde_json::{json, Value};
 use shardlog::consumer::*;
@@ -19,16 +18,6 @@ fn user(key: &str, data: &str) -> UserRecord {
         explicit_hash_key: None,
         data: data.as_bytes().to_vec(),
     }
-}
-
-fn bytes_of(record: &Value) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD
-        .decode(record["kinesis"]["data"].as_str().unwrap())
-        .unwrap()
-}
-
-fn data_of(record: &Value) -> String {
-    String::from_utf8_lossy(&bytes_of(record)).into_owned()
 }
 
 /// Puts one aggregate of three user records, then one plain record.
@@ -73,7 +62,7 @@ fn aggregates_are_delivered_whole_by_default() {
     let records = events[0]["Records"].as_array().unwrap().clone();
     assert_eq!(records.len(), 2);
     assert_eq!(
-        bytes_of(&records[0]),
+        record_bytes(&records[0]),
         packed,
         "the aggregate's bytes, untouched"
     );
@@ -97,7 +86,7 @@ fn opted_in_mappings_deliver_user_records() {
         .map(|r| {
             (
                 r["kinesis"]["partitionKey"].as_str().unwrap().to_string(),
-                data_of(r),
+                record_text(r),
                 r["kinesis"]["subSequenceNumber"].as_u64(),
             )
         })

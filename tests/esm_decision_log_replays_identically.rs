@@ -11,7 +11,7 @@ use serde_json::json;
 use shardlog::consumer::*;
 use shardlog::storage::SimDisk;
 
-/// A scenario with retries, a bisect, a partial failure, a record-age expiry and discards.
+/// A scenario with retries, a bisect, a partial failure and discards.
 fn run_scenario(seed: u64) -> (Vec<Decision>, Vec<serde_json::Value>) {
     let disk = SimDisk::new();
     let clock = ManualClock::at(1_700_000_000_000);
@@ -21,16 +21,7 @@ fn run_scenario(seed: u64) -> (Vec<Decision>, Vec<serde_json::Value>) {
     put_all(&stream, "k", &refs);
     let recorder = Recorder::new(|event: &serde_json::Value, _| {
         let records = event["Records"].as_array().unwrap();
-        let texts: Vec<String> = records
-            .iter()
-            .map(|r| {
-                use base64::Engine;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(r["kinesis"]["data"].as_str().unwrap())
-                    .unwrap();
-                String::from_utf8(bytes).unwrap()
-            })
-            .collect();
+        let texts: Vec<String> = records.iter().map(record_text).collect();
         if texts.iter().any(|t| t == "r3") {
             return Invocation::FunctionError("poison".into());
         }
@@ -43,34 +34,20 @@ fn run_scenario(seed: u64) -> (Vec<Decision>, Vec<serde_json::Value>) {
         Invocation::Returned(None)
     });
     let log = Arc::new(DecisionLog::default());
-    let checkpoints = Arc::new(
-        CheckpointStore::open("/sim/mappings/m/checkpoints", Arc::new(disk.clone())).unwrap(),
-    );
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("failures.jsonl");
-    let config = EsmConfig::from_json(
-        r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":6,"MaximumRetryAttempts":2,
-            "BisectBatchOnFunctionError":true,"MaximumRecordAgeInSeconds":60,
-            "FunctionResponseTypes":["ReportBatchItemFailures"]}"#,
-    )
-    .unwrap();
+    let config = r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":6,"MaximumRetryAttempts":2,
+        "BisectBatchOnFunctionError":true,"MaximumRecordAgeInSeconds":60,
+        "FunctionResponseTypes":["ReportBatchItemFailures"]}"#;
     let options = MappingOptions {
         seed,
         retry_backoff_base: std::time::Duration::from_secs(5),
         decision_log: Some(log.clone()),
         ..test_mapping_options(&clock)
     };
-    EventSourceMapping::new(
-        config,
-        stream,
-        recorder,
-        Destination::file(&dest),
-        checkpoints,
-        options,
-    )
-    .unwrap()
-    .run_until_idle()
-    .unwrap();
+    esm_mapping_with(&stream, &disk, recorder, config, Some(&dest), options)
+        .run_until_idle()
+        .unwrap();
     (log.entries(), failure_records(&dest))
 }
 

@@ -42,24 +42,20 @@ fn records_retention_removes_while_retrying_are_left_behind() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("failures.jsonl");
     let log = Arc::new(DecisionLog::default());
-    let checkpoints = Arc::new(
-        CheckpointStore::open("/sim/mappings/m/checkpoints", Arc::new(disk.clone())).unwrap(),
-    );
     let options = MappingOptions {
         retry_backoff_max: Duration::from_secs(120),
         decision_log: Some(log.clone()),
         ..test_mapping_options(&clock)
     };
     // BatchSize 1: the poison record is retried alone.
-    let metrics = EventSourceMapping::new(
-        EsmConfig::from_json(r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":1}"#).unwrap(),
-        stream,
+    let metrics = esm_mapping_with(
+        &stream,
+        &disk,
         recorder.clone(),
-        Destination::file(&dest),
-        checkpoints,
+        r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":1}"#,
+        Some(&dest),
         options,
     )
-    .unwrap()
     .run_until_idle()
     .unwrap();
     let batches = recorder.batches();

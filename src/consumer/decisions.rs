@@ -7,6 +7,7 @@
 //! Jitter and request ids come from one seeded generator per (shard, lane), so a lane's
 //! decisions do not depend on how threads of other lanes interleave.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -123,7 +124,7 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct DecisionLog {
     entries: Mutex<Vec<Decision>>,
-    dropped: Mutex<u64>,
+    dropped: AtomicU64,
     entries_max: usize,
 }
 
@@ -138,7 +139,7 @@ impl DecisionLog {
     pub fn with_entries_max(entries_max: usize) -> DecisionLog {
         DecisionLog {
             entries: Mutex::new(Vec::new()),
-            dropped: Mutex::new(0),
+            dropped: AtomicU64::new(0),
             entries_max,
         }
     }
@@ -152,10 +153,7 @@ impl DecisionLog {
         if entries.len() < self.entries_max {
             entries.push(decision);
         } else {
-            *self
-                .dropped
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -169,10 +167,7 @@ impl DecisionLog {
 
     /// Decisions not kept because the log was full.
     pub fn dropped(&self) -> u64 {
-        *self
-            .dropped
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// The decisions as JSON lines.

@@ -46,9 +46,17 @@ pub const EVENT_ENVELOPE_BYTES: usize = r#"{"Records":[]}"#.len();
 
 /// ISO-8601 UTC with milliseconds and `Z`.
 pub fn iso_ms(ms: i64) -> String {
-    let time =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_millis(time).to_string()
+    humantime::format_rfc3339_millis(epoch_time(ms)).to_string()
+}
+
+/// ISO-8601 UTC in whole seconds with `Z` (tumbling-window bounds).
+pub(crate) fn iso_seconds(ms: i64) -> String {
+    humantime::format_rfc3339_seconds(epoch_time(ms)).to_string()
+}
+
+/// `ms` since the epoch as a time (before the epoch counts as the epoch).
+fn epoch_time(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 /// Why a batch was discarded.

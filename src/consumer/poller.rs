@@ -44,6 +44,45 @@ impl Iterator for Units {
     }
 }
 
+/// The records gathered for the next invocation, with what the batching rules count.
+struct Gathered {
+    records: Vec<Pending>,
+    /// Stream records behind `records` (fewer than its entries when aggregates are
+    /// expanded): BatchSize counts these.
+    stream_records: usize,
+    /// Bytes of the invocation payload so far, envelope and window fields included.
+    payload_bytes: usize,
+}
+
+impl Gathered {
+    /// Nothing gathered yet, for an invocation in `window` (if any).
+    fn empty(window: Option<&OpenWindow>) -> Gathered {
+        Gathered {
+            records: Vec::new(),
+            stream_records: 0,
+            payload_bytes: EVENT_ENVELOPE_BYTES + window.map_or(0, OpenWindow::overhead_bytes),
+        }
+    }
+
+    /// Takes what was gathered, leaving it empty outside any window (a caller still in one
+    /// starts afresh with [`Gathered::empty`] once the batch has updated the state).
+    fn take(&mut self) -> Vec<Pending> {
+        std::mem::replace(self, Gathered::empty(None)).records
+    }
+
+    /// Whether adding a record whose JSON takes `json_len` bytes would pass 6 MB.
+    fn would_overflow(&self, json_len: usize) -> bool {
+        !self.records.is_empty() && self.payload_bytes + json_len + 1 > INVOKE_PAYLOAD_BYTES_MAX
+    }
+
+    /// Adds a record; `new_stream_record` when it is the first one of its stream record.
+    fn push(&mut self, pending: Pending, new_stream_record: bool) {
+        self.stream_records += usize::from(new_stream_record);
+        self.payload_bytes += pending.json_len + 1;
+        self.records.push(pending);
+    }
+}
+
 /// A shard's coalesced checkpoint: when it was last written and what waits to be.
 #[derive(Debug, Default)]
 pub(crate) struct PendingCheckpoint {
@@ -163,11 +202,7 @@ impl EventSourceMapping {
         let mut iterator = self
             .source
             .get_shard_iterator(shard, &self.start_position(shard))?;
-        let mut pending: Vec<Pending> = Vec::new();
-        // Stream records behind `pending` (fewer than its entries when aggregates are
-        // expanded): BatchSize counts these.
-        let mut pending_records = 0usize;
-        let mut pending_bytes = EVENT_ENVELOPE_BYTES;
+        let mut pending = Gathered::empty(None);
         let mut read_upto: Option<String> = None;
         let batching_window_ms = i64::from(self.config.maximum_batching_window_in_seconds) * 1000;
         let tumbling_ms = i64::from(self.config.tumbling_window_in_seconds) * 1000;
@@ -182,7 +217,7 @@ impl EventSourceMapping {
                 return Ok(());
             }
             let appends_seen = self.source.appends();
-            let want = batch_size.saturating_sub(pending_records).max(1);
+            let want = batch_size.saturating_sub(pending.stream_records).max(1);
             let page = match self.source.get_records(&iterator, want) {
                 Ok(page) => page,
                 Err(Error::ProvisionedThroughputExceeded(_)) => {
@@ -210,6 +245,7 @@ impl EventSourceMapping {
                 let previous = read_upto.replace(r.sequence_number.clone());
                 let seconds = r.approximate_arrival_timestamp_ms as f64 / 1000.0;
                 let arrival_ms = r.approximate_arrival_timestamp_ms;
+                // Whether a unit of this stream record is among the gathered ones.
                 let mut counted = false;
                 for unit in self.units(r) {
                     if !self.filters.keep(
@@ -234,14 +270,12 @@ impl EventSourceMapping {
                             )? {
                                 return Ok(());
                             }
-                            pending_records = 0;
-                            pending_bytes = EVENT_ENVELOPE_BYTES;
                             batching_start = self.options.clock.now_ms();
                         }
                         if tumbling.is_none() {
-                            tumbling = Some(OpenWindow::containing(arrival_ms, tumbling_ms, lanes));
-                            pending_bytes = EVENT_ENVELOPE_BYTES
-                                + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
+                            let open = OpenWindow::containing(arrival_ms, tumbling_ms, lanes);
+                            pending = Gathered::empty(Some(&open));
+                            tumbling = Some(open);
                         }
                     }
                     let record = PolledRecord {
@@ -254,17 +288,14 @@ impl EventSourceMapping {
                     };
                     let json_len = self.identity_json.record_len(&record);
                     // 6 MB: invoke what is gathered before this record would pass the limit.
-                    if !pending.is_empty()
-                        && pending_bytes + json_len + 1 > INVOKE_PAYLOAD_BYTES_MAX
-                    {
-                        let batch = std::mem::take(&mut pending);
-                        pending_records = 0;
+                    if pending.would_overflow(json_len) {
+                        let batch = pending.take();
                         counted = false;
                         if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
                             return Ok(());
                         }
-                        pending_bytes = EVENT_ENVELOPE_BYTES
-                            + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
+                        // The window's state may have grown: count it afresh.
+                        pending = Gathered::empty(tumbling.as_ref());
                         // Everything before this stream record is done (part of an aggregate
                         // may still be pending, so not the record itself).
                         if let (Some(done), None) = (&previous, &tumbling) {
@@ -272,31 +303,26 @@ impl EventSourceMapping {
                         }
                         batching_start = self.options.clock.now_ms();
                     }
-                    if !counted {
-                        pending_records += 1;
-                        counted = true;
-                    }
-                    pending_bytes += json_len + 1;
-                    pending.push(Pending { record, json_len });
+                    pending.push(Pending { record, json_len }, !counted);
+                    counted = true;
                 }
             }
             let end_of_shard = page.next_shard_iterator.is_none();
             let caught_up = page.millis_behind_latest == 0 && (count as usize) < want;
             let now = self.options.clock.now_ms();
             let window_over = now.saturating_sub(batching_start) >= batching_window_ms;
-            let flush = pending_records >= batch_size
+            let flush = pending.stream_records >= batch_size
                 || end_of_shard
-                || (window_over && !pending.is_empty());
+                || (window_over && !pending.records.is_empty());
             if flush {
-                if !pending.is_empty() {
-                    let batch = std::mem::take(&mut pending);
-                    pending_records = 0;
+                if !pending.records.is_empty() {
+                    let batch = pending.take();
                     if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
                         // Stopped mid-batch: the checkpoint stays before it.
                         return Ok(());
                     }
-                    pending_bytes = EVENT_ENVELOPE_BYTES
-                        + tumbling.as_ref().map_or(0, OpenWindow::overhead_bytes);
+                    // The window's state may have grown: count it afresh.
+                    pending = Gathered::empty(tumbling.as_ref());
                 }
                 batching_start = self.options.clock.now_ms();
             }
@@ -304,7 +330,7 @@ impl EventSourceMapping {
             // shard is caught up (no record of it can still arrive). An idle run waits for it.
             if let Some(open) = &tumbling {
                 let mut closes = end_of_shard || (caught_up && now >= open.bounds.end_ms);
-                if !closes && caught_up && until_idle && pending.is_empty() {
+                if !closes && caught_up && until_idle && pending.records.is_empty() {
                     let wait_ms = open.bounds.end_ms.saturating_sub(now).max(1);
                     (self.options.sleeper)(Duration::from_millis(wait_ms.unsigned_abs()));
                     closes = self.options.clock.now_ms() >= open.bounds.end_ms;
@@ -315,12 +341,10 @@ impl EventSourceMapping {
                         if !self.finish_window(shard, &mut pending, open, upto.as_deref(), stop)? {
                             return Ok(());
                         }
-                        pending_records = 0;
-                        pending_bytes = EVENT_ENVELOPE_BYTES;
                     }
                 }
             }
-            if pending.is_empty() && tumbling.is_none() {
+            if pending.records.is_empty() && tumbling.is_none() {
                 if let Some(seq) = &read_upto {
                     self.checkpoint(shard, seq, false)?;
                 }
@@ -336,10 +360,11 @@ impl EventSourceMapping {
                 Some(next) => iterator = next,
             }
             if caught_up {
-                if until_idle && pending.is_empty() && tumbling.is_none() {
+                let idle = pending.records.is_empty() && tumbling.is_none();
+                if until_idle && idle {
                     return Ok(());
                 }
-                if pending.is_empty() && tumbling.is_none() {
+                if idle {
                     // Caught up: wake on the next put in this process (or after a poll interval).
                     self.source
                         .wait_for_append(appends_seen, self.options.poll_interval);
@@ -377,22 +402,21 @@ impl EventSourceMapping {
         Units::Many(users.into_iter())
     }
 
-    /// Invokes what is pending of a tumbling window, makes its final invocations, and then
+    /// Invokes what is gathered of a tumbling window, makes its final invocations, and then
     /// checkpoints `upto` (the last record read before the next window). Returns `false` when
     /// stopped before the window finished.
     fn finish_window(
         &self,
         shard: &str,
-        pending: &mut Vec<Pending>,
+        pending: &mut Gathered,
         mut window: OpenWindow,
         upto: Option<&str>,
         stop: &AtomicBool,
     ) -> Result<bool> {
-        if !pending.is_empty() {
-            let batch = std::mem::take(pending);
-            if !self.process_batch(shard, batch, stop, Some(&mut window))? {
-                return Ok(false);
-            }
+        // What follows the window is gathered without window fields.
+        let batch = pending.take();
+        if !batch.is_empty() && !self.process_batch(shard, batch, stop, Some(&mut window))? {
+            return Ok(false);
         }
         if !self.close_window(shard, &window, stop) {
             return Ok(false);

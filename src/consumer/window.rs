@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde_json::{Map, Value};
 
 use super::decisions::Decision;
+use super::event::iso_seconds;
 use super::function::{outcome_name, EventBatch, Invocation};
 use super::mapping::EventSourceMapping;
 
@@ -105,12 +106,6 @@ pub(crate) fn answer_state(response: Option<&Value>) -> WindowAnswer {
 /// Whether a state is too large to carry on (the window then ends early).
 pub(crate) fn state_too_large(state: &Value) -> bool {
     state.to_string().len() > WINDOW_STATE_BYTES_MAX
-}
-
-fn iso_seconds(ms: i64) -> String {
-    let time =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// The window fields of an invocation as JSON texts, in the order Lambda sends them.

@@ -66,11 +66,12 @@ impl CleanMarkGuard {
     /// Guards `dir` on `inner`; `clean` is the checkpoint found at open if it carries the mark
     /// (without one the guard has nothing to clear and passes every call through).
     pub(crate) fn new(inner: Arc<dyn Vfs>, dir: &Path, clean: Option<Checkpoint>) -> Self {
-        let armed = clean.as_ref().is_some_and(|c| c.clean);
+        let clean = clean.filter(|c| c.clean).map(|c| (dir.to_path_buf(), c));
         CleanMarkGuard {
             mark: Arc::new(Mark {
-                armed: AtomicBool::new(armed),
-                clean: Mutex::new(clean.filter(|c| c.clean).map(|c| (dir.to_path_buf(), c))),
+                // Mirrors `clean.is_some()` so that every write checks an atomic, not a lock.
+                armed: AtomicBool::new(clean.is_some()),
+                clean: Mutex::new(clean),
                 inner,
             }),
         }

@@ -285,15 +285,14 @@ impl Harness {
                     self.fault_planned,
                     "a put failed with no fault planned: {e}"
                 );
-                // A failed single put may have reached the disk: the model cannot know where.
-                if self.fault_planned {
-                    self.note_unknown_outcome(&requests, now);
-                }
+                // A failed single put may have reached the disk.
+                self.note_unknown_outcome(&requests, now);
                 return;
             }
             None => return,
         };
         assert_eq!(output.records.len(), requests.len(), "one result per entry");
+        let mut failed = Vec::new();
         for (request, result) in requests.iter().zip(&output.records) {
             match (&result.shard_id, &result.sequence_number) {
                 (Some(shard_id), Some(sequence)) => {
@@ -321,32 +320,17 @@ impl Harness {
                         self.fault_planned,
                         "an entry failed with no fault planned: {result:?}"
                     );
+                    failed.push(request.clone());
                 }
             }
         }
-        if output.failed_record_count > 0 {
-            self.note_unknown_outcome_failed(&requests, &output, now);
-        }
-    }
-
-    /// Entries whose shard refused the batch may still be on disk (the write landed and the
-    /// sync failed); the model cannot tell which shard, so it stops checking the tails of
-    /// every shard until the next crash settles what is durable.
-    fn note_unknown_outcome_failed(
-        &mut self,
-        requests: &[PutRecordsEntry],
-        output: &PutRecordsOutput,
-        now: i64,
-    ) {
-        let failed: Vec<PutRecordsEntry> = requests
-            .iter()
-            .zip(&output.records)
-            .filter(|(_, r)| r.error_code.is_some())
-            .map(|(q, _)| q.clone())
-            .collect();
+        // Entries whose shard refused the batch may still be on disk (the write landed and
+        // the sync failed).
         self.note_unknown_outcome(&failed, now);
     }
 
+    /// Records `requests` as in doubt in the shards they route to: present or not, only a
+    /// crash and reopen will tell.
     fn note_unknown_outcome(&mut self, requests: &[PutRecordsEntry], now: i64) {
         for request in requests {
             let hash = partition_key_hash(&request.partition_key);

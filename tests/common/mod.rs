@@ -238,13 +238,7 @@ where
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|r| {
-                        use base64::Engine;
-                        let bytes = base64::engine::general_purpose::STANDARD
-                            .decode(r["kinesis"]["data"].as_str().unwrap())
-                            .unwrap();
-                        String::from_utf8(bytes).unwrap()
-                    })
+                    .map(record_text)
                     .collect()
             })
             .collect()
@@ -299,6 +293,19 @@ pub fn put_all(stream: &shardlog::stream::Stream, key: &str, data: &[&str]) -> V
         .collect()
 }
 
+/// The payload of one event record (`kinesis.data`, base64), as text.
+pub fn record_text(record: &serde_json::Value) -> String {
+    String::from_utf8(record_bytes(record)).expect("UTF-8 data")
+}
+
+/// The payload of one event record (`kinesis.data`, base64).
+pub fn record_bytes(record: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(record["kinesis"]["data"].as_str().expect("data"))
+        .expect("base64 data")
+}
+
 /// A mapping over `stream` with a file destination (if `dest` is given) and test options.
 pub fn esm_mapping(
     stream: &Arc<shardlog::stream::Stream>,
@@ -307,6 +314,25 @@ pub fn esm_mapping(
     function: Arc<dyn shardlog::consumer::Function>,
     config_json: &str,
     dest: Option<&Path>,
+) -> shardlog::consumer::EventSourceMapping {
+    esm_mapping_with(
+        stream,
+        disk,
+        function,
+        config_json,
+        dest,
+        test_mapping_options(clock),
+    )
+}
+
+/// Like [`esm_mapping`], with the given options.
+pub fn esm_mapping_with(
+    stream: &Arc<shardlog::stream::Stream>,
+    disk: &SimDisk,
+    function: Arc<dyn shardlog::consumer::Function>,
+    config_json: &str,
+    dest: Option<&Path>,
+    options: shardlog::consumer::MappingOptions,
 ) -> shardlog::consumer::EventSourceMapping {
     use shardlog::consumer::*;
     let checkpoints = Arc::new(
@@ -321,7 +347,7 @@ pub fn esm_mapping(
         function,
         destination,
         checkpoints,
-        test_mapping_options(clock),
+        options,
     )
     .expect("mapping")
 }
