@@ -36,7 +36,7 @@ fn concurrent_durable_appends_share_fsyncs_and_keep_per_thread_order() {
                     .expect("concurrent read");
                 for (i, r) in records.iter().enumerate() {
                     assert_eq!(r.sequence, i as u64, "contiguous");
-                    let text = String::from_utf8(r.data.clone()).expect("utf8");
+                    let text = String::from_utf8(r.data.to_vec()).expect("utf8");
                     assert!(text.starts_with("thread-"), "intact record: {text}");
                 }
                 reads += 1;

@@ -79,7 +79,7 @@ fn partial_failures_are_retried_until_everything_lands() {
     // Every reported sequence number names the record it was reported for.
     let by_seq: BTreeMap<&str, &[u8]> = stored
         .iter()
-        .map(|r| (r.sequence_number.as_str(), r.data.as_slice()))
+        .map(|r| (r.sequence_number.as_str(), &r.data[..]))
         .collect();
     for (i, outcome) in report.records.iter().enumerate() {
         match outcome {
@@ -130,7 +130,7 @@ fn what_finally_fails_is_reported_and_absent() {
     stream.set_fault_injection(None);
     let stored: std::collections::BTreeSet<Vec<u8>> = read_in_lineage_order(&stream)
         .into_iter()
-        .map(|r| r.data)
+        .map(|r| r.data.to_vec())
         .collect();
     assert_eq!(stored.len(), report.succeeded());
     for (record, outcome) in records.iter().zip(&report.records) {

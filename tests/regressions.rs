@@ -70,7 +70,7 @@ fn lengthened_retention_does_not_bring_back_expired_records() {
     let visible = |stream: &shardlog::stream::Stream| -> Vec<Vec<u8>> {
         read_shard(stream, shard)
             .into_iter()
-            .map(|r| r.data)
+            .map(|r| r.data.to_vec())
             .collect()
     };
     assert_eq!(visible(&stream), vec![b"new".to_vec()]);

@@ -120,7 +120,7 @@ fn follower_sees_puts_reshards_and_retention_changes() {
     assert_eq!(records.len(), RECORDS);
     let mut per_key: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for r in &records {
-        let text = String::from_utf8(r.data.clone()).unwrap();
+        let text = String::from_utf8(r.data.to_vec()).unwrap();
         let (key, n) = text.split_once(':').unwrap();
         per_key
             .entry(key.to_string())

@@ -86,7 +86,7 @@ fn sequence_numbers_increase_and_iterators_start_where_asked() {
         let page = stream.get_records(&it, 100).expect("get");
         page.records
             .iter()
-            .map(|r| String::from_utf8(r.data.clone()).unwrap())
+            .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
             .collect()
     };
     assert_eq!(data_from(ShardIteratorType::TrimHorizon).len(), 10);
@@ -110,7 +110,7 @@ fn sequence_numbers_increase_and_iterators_start_where_asked() {
     stream.put_record(entry("k", b"after"), None).expect("put");
     let page = stream.get_records(&latest, 100).expect("get");
     assert_eq!(page.records.len(), 1);
-    assert_eq!(page.records[0].data, b"after");
+    assert_eq!(&page.records[0].data[..], b"after");
     assert_eq!(page.millis_behind_latest, 0);
     assert_eq!(
         page.records[0].approximate_arrival_timestamp_ms,
@@ -139,7 +139,7 @@ fn iterators_expire_after_five_minutes_and_paging_continues() {
     assert!(page.millis_behind_latest == 0 || page.next_shard_iterator.is_some());
     let next = page.next_shard_iterator.expect("next");
     let page2 = stream.get_records(&next, 10).expect("page 2");
-    assert_eq!(page2.records[0].data, b"10");
+    assert_eq!(&page2.records[0].data[..], b"10");
     clock.set(1_700_000_000_000 + ITERATOR_TTL_MS + 1);
     assert!(matches!(
         stream.get_records(&next, 10),
@@ -209,7 +209,7 @@ fn a_position_behind_the_trim_horizon_starts_at_the_oldest_retained_record() {
         1,
         "the expired record is skipped silently"
     );
-    assert_eq!(page.records[0].data, b"new");
+    assert_eq!(&page.records[0].data[..], b"new");
     // Retention can change at runtime; shortening hides more at once.
     stream
         .set_retention(std::time::Duration::from_secs(10))

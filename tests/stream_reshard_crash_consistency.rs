@@ -82,7 +82,7 @@ fn crash_during_reshard(op: FaultOp, nth: u64, merge: bool, seed: u64) -> bool {
     );
     let read: BTreeSet<String> = read_in_lineage_order(&stream)
         .into_iter()
-        .map(|r| String::from_utf8(r.data).unwrap())
+        .map(|r| String::from_utf8(r.data.to_vec()).unwrap())
         .collect();
     for data in &acked {
         assert!(

@@ -255,7 +255,7 @@ fn resharding_while_writing_loses_and_duplicates_nothing() {
         read_per_key
             .entry(r.partition_key.clone())
             .or_default()
-            .push(String::from_utf8(r.data.clone()).unwrap());
+            .push(String::from_utf8(r.data.to_vec()).unwrap());
     }
     let mut put_per_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (key, data) in acked {

@@ -207,7 +207,7 @@ fn injected_faults_fail_a_seeded_fraction_of_entries_and_calls() {
         stream.set_fault_injection(None);
         let stored: std::collections::BTreeSet<Vec<u8>> = read_in_lineage_order(&stream)
             .into_iter()
-            .map(|r| r.data)
+            .map(|r| r.data.to_vec())
             .collect();
         for (e, r) in entries.iter().zip(&out.records) {
             assert_eq!(stored.contains(&e.data), r.error_code.is_none());

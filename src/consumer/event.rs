@@ -25,8 +25,8 @@ pub struct PolledRecord {
     /// Its partition key.
     pub partition_key: String,
     /// Its data: as stored, or one user record of a KPL aggregate when the mapping
-    /// de-aggregates.
-    pub data: Vec<u8>,
+    /// de-aggregates. Shares the stored batch's bytes (no copy per record).
+    pub data: bytes::Bytes,
     /// The user record's place in its aggregate, when the mapping de-aggregates.
     pub sub_sequence_number: Option<u64>,
     /// Arrival time in ms.

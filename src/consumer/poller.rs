@@ -23,7 +23,7 @@ pub const INVOKE_PAYLOAD_BYTES_MAX: usize = 6 * 1000 * 1000;
 struct Unit {
     sequence_number: String,
     partition_key: String,
-    data: Vec<u8>,
+    data: bytes::Bytes,
     sub_sequence_number: Option<u64>,
 }
 
@@ -395,7 +395,7 @@ impl EventSourceMapping {
             .map(|user| Unit {
                 sequence_number: r.sequence_number.clone(),
                 partition_key: user.partition_key,
-                data: user.data,
+                data: user.data.into(),
                 sub_sequence_number: user.sub_sequence_number,
             })
             .collect();

@@ -279,7 +279,7 @@ mod tests {
                 shard_id: std::sync::Arc::from("shardId-000000000003"),
                 sequence_number: (u128::from(log_sequence) << 32 | 3).to_string(),
                 partition_key: key,
-                data,
+                data: data.into(),
                 arrival_ms,
                 sub_sequence_number: sub,
             };

@@ -452,6 +452,18 @@ impl<'a> BatchView<'a> {
         &self.header
     }
 
+    /// The validated record section (inflated, if the batch was compressed).
+    pub fn records_section(&self) -> &'a [u8] {
+        self.records
+    }
+
+    /// A batch validated earlier, whose record section has moved to `records` (into shared
+    /// storage). Only the length is checked against the header: comparing the bytes would cost
+    /// as much as the move did, and they were copied from validated bytes.
+    pub(crate) fn moved(header: BatchHeader, records: &[u8]) -> Option<BatchView<'_>> {
+        (records.len() == header.records_len as usize).then_some(BatchView { header, records })
+    }
+
     /// The records in sequence order.
     pub fn records(&self) -> RecordIter<'a> {
         RecordIter {

@@ -123,6 +123,12 @@ impl std::fmt::Debug for DecodeScratch {
 }
 
 impl DecodeScratch {
+    /// Takes the last inflated record section out (the next inflation allocates afresh), so
+    /// that records can be shared past the next batch.
+    pub(crate) fn take_records(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.records)
+    }
+
     /// Inflates `frame`, which must produce exactly `records_len` bytes. The output buffer is
     /// sized by `records_len`, which the caller has checked against [`RECORDS_BYTES_MAX`], and
     /// zstd stops with an error rather than write past it.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::clean_mark::CleanMarkGuard;
 use super::options::{Durability, LogOptions};
-use super::read::{self, ReadLimits, Record};
+use super::read::{self, ReadLimits, Record, SharedRecord};
 use super::recovery::{
     create_segment, read_checkpoint, recover, segment_paths, tip_of, write_checkpoint,
     RecoveryReport,
@@ -215,10 +215,31 @@ impl Log {
         &self,
         from: u64,
         limits: ReadLimits,
-        visit: impl FnMut(RecordRef<'_>) -> bool,
+        mut visit: impl FnMut(RecordRef<'_>) -> bool,
     ) -> Result<u64> {
         let snapshot = || Ok(self.shared.snapshot());
-        read::scan_fresh(snapshot, self.shared.vfs.as_ref(), from, limits, visit)
+        let vfs = self.shared.vfs.as_ref();
+        read::scan_fresh(snapshot, vfs, from, limits, false, |r| visit(r.record))
+    }
+
+    /// Like [`Log::scan`], with records whose bytes can be kept past the visit without a
+    /// copy ([`SharedRecord::data`]): slices of the mapped segment, or of a buffer per batch
+    /// for the active segment and for compressed batches.
+    pub fn scan_shared(
+        &self,
+        from: u64,
+        limits: ReadLimits,
+        visit: impl FnMut(SharedRecord<'_>) -> bool,
+    ) -> Result<u64> {
+        let snapshot = || Ok(self.shared.snapshot());
+        read::scan_fresh(
+            snapshot,
+            self.shared.vfs.as_ref(),
+            from,
+            limits,
+            true,
+            visit,
+        )
     }
 
     /// The first sequence number whose record's timestamp is at or after `timestamp_ms`, or

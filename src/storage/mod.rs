@@ -24,7 +24,7 @@ pub use options::{
     Clock, Durability, LogOptions, Retention, CHECKPOINT_INTERVAL_DEFAULT, SEGMENT_BYTES_DEFAULT,
     SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN,
 };
-pub use read::{ReadLimits, Record, READ_BYTES_DEFAULT, READ_RECORDS_DEFAULT};
+pub use read::{ReadLimits, Record, SharedRecord, READ_BYTES_DEFAULT, READ_RECORDS_DEFAULT};
 pub use reader::LogReader;
 pub use real_fs::RealFs;
 pub use recovery::{RecoveryReport, CHECKPOINT_FILE};

@@ -4,12 +4,13 @@
 //! unpublished batch.
 
 use super::segment::{load_batch, seek_sequence, seek_time, LoadError, Segments, Source};
-use super::vfs::Vfs;
+use super::vfs::{Mapped, Vfs};
 use crate::error::Result;
-use crate::format::batch::{BatchView, RecordRef};
-use crate::format::codec::DecodeScratch;
+use crate::format::batch::{BatchHeader, BatchView, DecodeError, RecordRef, BATCH_HEADER_LEN};
+use crate::format::codec::{CodecId, DecodeScratch};
 use crate::format::index::IndexEntry;
 use crate::format::segment::SEGMENT_HEADER_LEN;
+use bytes::Bytes;
 use std::path::Path;
 
 /// Default most records per read (as Kinesis GetRecords).
@@ -84,15 +85,26 @@ thread_local! {
     static READ_BUFFERS: std::cell::RefCell<Option<ReadBuffers>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Whether a walk hands out batches whose bytes outlive the visit.
+#[derive(Clone, Copy)]
+enum Share<'m> {
+    /// Batches borrowed from this thread's reused buffers: nothing outlives the visit.
+    No,
+    /// Batches backed by [`Bytes`]: the mapped file given here (`Some`), else a fresh buffer
+    /// per batch; a compressed batch's inflated records always get a fresh buffer.
+    Yes(Option<&'m Bytes>),
+}
+
 /// Calls `each` on every batch from `start` (an index entry or the segment start) to `end`,
-/// until it returns `false`. Batches must be contiguous in sequence numbers.
+/// with the bytes its records can be shared from (under [`Share::Yes`]), until it returns
+/// `false`. Batches must be contiguous in sequence numbers.
 fn walk_batches(
     source: Source<'_>,
     path: &Path,
     start: Option<IndexEntry>,
-    base: u64,
-    end: u64,
-    each: &mut dyn FnMut(&BatchView<'_>) -> bool,
+    (base, end): (u64, u64),
+    share: Share<'_>,
+    each: &mut dyn FnMut(&BatchView<'_>, Option<&Bytes>) -> bool,
 ) -> Result<bool> {
     // Taken out for the walk (a nested walk on this thread simply gets fresh buffers).
     let mut buffers = READ_BUFFERS
@@ -101,41 +113,124 @@ fn walk_batches(
             batch: Vec::new(),
             scratch: DecodeScratch::default(),
         });
-    let result = walk_with(source, path, start, base, end, each, &mut buffers);
-    READ_BUFFERS.with(|slot| *slot.borrow_mut() = Some(buffers));
-    result
-}
-
-fn walk_with(
-    source: Source<'_>,
-    path: &Path,
-    start: Option<IndexEntry>,
-    base: u64,
-    end: u64,
-    each: &mut dyn FnMut(&BatchView<'_>) -> bool,
-    buffers: &mut ReadBuffers,
-) -> Result<bool> {
     let (mut position, mut expected) = match start {
         Some(e) => (e.position, e.sequence),
         None => (SEGMENT_HEADER_LEN as u64, base),
     };
+    let mut result = Ok(true);
     while position < end {
+        let visited = match share {
+            Share::No => load_batch(
+                source,
+                position,
+                end,
+                Some(expected),
+                &mut buffers.batch,
+                &mut buffers.scratch,
+            )
+            .map(|view| (*view.header(), each(&view, None))),
+            Share::Yes(map) => {
+                visit_shared(source, position, end, expected, map, &mut buffers, each)
+            }
+        };
+        match visited {
+            Ok((header, true)) => {
+                position += u64::from(header.length);
+                expected = header.next_sequence();
+            }
+            Ok((_, false)) => {
+                result = Ok(false);
+                break;
+            }
+            Err(e) => {
+                result = Err(e.into_error(path, position));
+                break;
+            }
+        }
+    }
+    READ_BUFFERS.with(|slot| *slot.borrow_mut() = Some(buffers));
+    result
+}
+
+/// Loads the batch at `position` and visits it with bytes its records can be shared from:
+/// the mapped file for a raw batch in a mapping, else a buffer of its own.
+fn visit_shared(
+    source: Source<'_>,
+    position: u64,
+    end: u64,
+    expected: u64,
+    map: Option<&Bytes>,
+    buffers: &mut ReadBuffers,
+    each: &mut dyn FnMut(&BatchView<'_>, Option<&Bytes>) -> bool,
+) -> Result<(BatchHeader, bool), LoadError> {
+    // A batch read from a file goes to a buffer of its own, which the records then share.
+    let mut own = Vec::new();
+    let buf = if map.is_some() {
+        &mut buffers.batch
+    } else {
+        &mut own
+    };
+    let (header, section_start) = {
         let view = load_batch(
             source,
             position,
             end,
             Some(expected),
-            &mut buffers.batch,
+            buf,
             &mut buffers.scratch,
-        )
-        .map_err(|e: LoadError| e.into_error(path, position))?;
-        if !each(&view) {
-            return Ok(false);
+        )?;
+        let header = *view.header();
+        if header.codec == CodecId::None {
+            if let Some(map) = map {
+                return Ok((header, each(&view, Some(map))));
+            }
         }
-        position += u64::from(view.header().length);
-        expected = view.header().next_sequence();
+        (header, BATCH_HEADER_LEN)
+    };
+    let backing = if header.codec == CodecId::None {
+        Bytes::from(own)
+    } else {
+        Bytes::from(buffers.scratch.take_records())
+    };
+    let section = if header.codec == CodecId::None {
+        backing.get(section_start..header.length as usize)
+    } else {
+        Some(backing.as_ref())
+    };
+    let view = section
+        .and_then(|records| BatchView::moved(header, records))
+        .ok_or(LoadError::Decode(DecodeError::HeaderMismatch {
+            problem: "record section moved to shared storage changed length",
+        }))?;
+    Ok((header, each(&view, Some(&backing))))
+}
+
+/// A record as a scan visits it: borrowed from its batch, and shareable past the visit
+/// without a copy when the scan shares.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedRecord<'a> {
+    /// The record's fields, borrowed.
+    pub record: RecordRef<'a>,
+    backing: Option<&'a Bytes>,
+}
+
+impl SharedRecord<'_> {
+    /// The data as owned bytes: a slice of the batch's shared bytes (no copy) when the scan
+    /// shares, else a copy.
+    pub fn data(&self) -> Bytes {
+        share(self.backing, self.record.data)
     }
-    Ok(true)
+}
+
+/// `part` as a slice of `backing` if it lies inside it, else a copy of it.
+fn share(backing: Option<&Bytes>, part: &[u8]) -> Bytes {
+    if let Some(backing) = backing {
+        let offset = (part.as_ptr() as usize).wrapping_sub(backing.as_ptr() as usize);
+        if offset <= backing.len() && part.len() <= backing.len() - offset {
+            return backing.slice(offset..offset + part.len());
+        }
+    }
+    Bytes::copy_from_slice(part)
 }
 
 struct Collector<F> {
@@ -147,8 +242,8 @@ struct Collector<F> {
     visit: F,
 }
 
-impl<F: FnMut(RecordRef<'_>) -> bool> Collector<F> {
-    fn on_batch(&mut self, view: &BatchView<'_>) -> bool {
+impl<F: FnMut(SharedRecord<'_>) -> bool> Collector<F> {
+    fn on_batch(&mut self, view: &BatchView<'_>, backing: Option<&Bytes>) -> bool {
         if view.header().next_sequence() <= self.next {
             return true;
         }
@@ -159,7 +254,7 @@ impl<F: FnMut(RecordRef<'_>) -> bool> Collector<F> {
             let size = record.data.len() + record.partition_key.len();
             let full = self.records >= self.limits.records_max
                 || (self.records > 0 && self.bytes.saturating_add(size) > self.limits.bytes_max);
-            if full || !(self.visit)(record) {
+            if full || !(self.visit)(SharedRecord { record, backing }) {
                 self.stopped = true;
                 return false;
             }
@@ -182,13 +277,14 @@ pub(crate) fn scan_fresh(
     vfs: &dyn Vfs,
     from: u64,
     limits: ReadLimits,
-    mut visit: impl FnMut(RecordRef<'_>) -> bool,
+    share: bool,
+    mut visit: impl FnMut(SharedRecord<'_>) -> bool,
 ) -> Result<u64> {
     let mut attempt = 0;
     loop {
         let segments = snapshot()?;
         let mut seen = 0usize;
-        let result = scan(&segments, vfs, from, limits, |r| {
+        let result = scan(&segments, vfs, from, limits, share, |r| {
             seen += 1;
             visit(r)
         });
@@ -211,7 +307,8 @@ pub(crate) fn scan(
     vfs: &dyn Vfs,
     from: u64,
     limits: ReadLimits,
-    visit: impl FnMut(RecordRef<'_>) -> bool,
+    share: bool,
+    visit: impl FnMut(SharedRecord<'_>) -> bool,
 ) -> Result<u64> {
     let mut c = Collector {
         next: from.max(segments.first_sequence()),
@@ -231,26 +328,49 @@ pub(crate) fn scan(
         let map = segment.mapped(vfs)?;
         let index = segment.index(vfs)?;
         let start = seek_sequence(&index, c.next);
+        let shared_map = share.then(|| map.to_bytes());
         walk_batches(
             Source::Map(&map),
             &segment.path,
             start,
-            segment.base,
-            segment.footer.data_end,
-            &mut |v| c.on_batch(v),
+            (segment.base, segment.footer.data_end),
+            if share {
+                Share::Yes(shared_map.as_ref())
+            } else {
+                Share::No
+            },
+            &mut |v, backing| c.on_batch(v, backing),
         )?;
     }
     if let Some(active) = segments.active.as_ref().filter(|_| !c.stopped) {
         let tip = active.tip();
         if c.next < tip.next_sequence {
             let start = active.seek_sequence(c.next, tip.end);
+            // A sharing read maps the active segment too: its bytes up to the published tip
+            // never change, and a mapping spares a copy, a fresh buffer and its zeroing per
+            // batch. A mapping shorter than the tip (never expected) falls back to reads.
+            let map = if share {
+                Some(
+                    vfs.map(&active.path)
+                        .map_err(|e| crate::Error::io(&active.path, "map", e))?,
+                )
+                .filter(|map| map.len() as u64 >= tip.end)
+            } else {
+                None
+            };
+            let shared_map = map.as_ref().map(Mapped::to_bytes);
+            let (source, sharing) = match (&map, share) {
+                (Some(map), _) => (Source::Map(map), Share::Yes(shared_map.as_ref())),
+                (None, true) => (Source::File(active.file.as_ref()), Share::Yes(None)),
+                (None, false) => (Source::File(active.file.as_ref()), Share::No),
+            };
             walk_batches(
-                Source::File(active.file.as_ref()),
+                source,
                 &active.path,
                 start,
-                active.base,
-                tip.end,
-                &mut |v| c.on_batch(v),
+                (active.base, tip.end),
+                sharing,
+                &mut |v, backing| c.on_batch(v, backing),
             )?;
         }
     }
@@ -286,9 +406,9 @@ pub(crate) fn sequence_at_timestamp(
             Source::Map(&map),
             &segment.path,
             start,
-            segment.base,
-            segment.footer.data_end,
-            &mut |v| first_at_or_after(v, timestamp_ms, &mut found),
+            (segment.base, segment.footer.data_end),
+            Share::No,
+            &mut |v, _| first_at_or_after(v, timestamp_ms, &mut found),
         )?;
         if let Some(sequence) = found {
             return Ok(sequence);
@@ -304,9 +424,9 @@ pub(crate) fn sequence_at_timestamp(
                 Source::File(active.file.as_ref()),
                 &active.path,
                 start,
-                active.base,
-                tip.end,
-                &mut |v| first_at_or_after(v, timestamp_ms, &mut found),
+                (active.base, tip.end),
+                Share::No,
+                &mut |v, _| first_at_or_after(v, timestamp_ms, &mut found),
             )?;
             if let Some(sequence) = found {
                 return Ok(sequence);
@@ -314,4 +434,38 @@ pub(crate) fn sequence_at_timestamp(
         }
     }
     Ok(segments.next_sequence())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+    use bytes::Bytes;
+
+    #[test]
+    fn a_part_inside_the_backing_is_sliced_not_copied() {
+        let backing = Bytes::from(b"0123456789".to_vec());
+        let part = backing.get(3..7).unwrap_or_default();
+        let shared = share(Some(&backing), part);
+        assert_eq!(&shared[..], b"3456");
+        assert_eq!(shared.as_ptr(), part.as_ptr(), "points into the backing");
+        let whole = share(Some(&backing), &backing);
+        assert_eq!(whole.as_ptr(), backing.as_ptr());
+        let empty_at_end = share(Some(&backing), backing.get(10..).unwrap_or_default());
+        assert!(empty_at_end.is_empty());
+    }
+
+    #[test]
+    fn a_part_outside_the_backing_or_without_one_is_copied() {
+        let backing = Bytes::from(b"0123456789".to_vec());
+        let elsewhere = b"3456".to_vec();
+        let copied = share(Some(&backing), &elsewhere);
+        assert_eq!(&copied[..], b"3456");
+        assert_ne!(copied.as_ptr(), elsewhere.as_ptr());
+        // Straddling the backing's end: must not be sliced out of bounds.
+        let longer = Bytes::from(b"0123456789abcdef".to_vec());
+        let straddling = longer.get(8..12).unwrap_or_default();
+        let first_ten = longer.slice(..10);
+        assert_eq!(&share(Some(&first_ten), straddling)[..], b"89ab");
+        assert_eq!(&share(None, b"xyz")[..], b"xyz");
+    }
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::read::{self, ReadLimits, Record};
+use super::read::{self, ReadLimits, Record, SharedRecord};
 use super::recovery::{list_segments, read_footer, tip_of};
 use super::segment::{
     lock, scan, segment_file_name, ActiveSegment, ScanCursor, SealedSegment, Segments, Source,
@@ -66,9 +66,34 @@ impl LogReader {
         &self,
         from: u64,
         limits: ReadLimits,
-        visit: impl FnMut(RecordRef<'_>) -> bool,
+        mut visit: impl FnMut(RecordRef<'_>) -> bool,
     ) -> Result<u64> {
-        read::scan_fresh(|| self.refresh(), self.vfs.as_ref(), from, limits, visit)
+        let vfs = self.vfs.as_ref();
+        read::scan_fresh(
+            || self.refresh(),
+            vfs,
+            from,
+            limits,
+            false,
+            |r| visit(r.record),
+        )
+    }
+
+    /// Visits records like [`Log::scan_shared`](super::Log::scan_shared).
+    pub fn scan_shared(
+        &self,
+        from: u64,
+        limits: ReadLimits,
+        visit: impl FnMut(SharedRecord<'_>) -> bool,
+    ) -> Result<u64> {
+        read::scan_fresh(
+            || self.refresh(),
+            self.vfs.as_ref(),
+            from,
+            limits,
+            true,
+            visit,
+        )
     }
 
     /// The first sequence number at or after `timestamp_ms`, or the next sequence number.

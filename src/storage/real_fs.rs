@@ -105,9 +105,12 @@ impl Vfs for RealFs {
     #[allow(unsafe_code)]
     fn map(&self, path: &Path) -> io::Result<Mapped> {
         let file = File::open(path)?;
-        // SAFETY: shardlog maps only sealed segments. They are never written or truncated
-        // again by any shardlog process (retention unlinks whole files, which leaves existing
-        // mappings valid), so the mapped bytes cannot change or vanish under the reader.
+        // SAFETY: shardlog maps sealed segments, and active segments only to read below
+        // their published tip. Neither range is ever written or truncated again by a shardlog
+        // process: appends go past the tip, sealing appends a footer, retention unlinks whole
+        // files (which leaves mappings valid), and recovery truncates only bytes past the last
+        // valid batch, which no reader was ever shown. So mapped bytes cannot change or vanish
+        // under a reader.
         let map = unsafe { memmap2::Mmap::map(&file)? };
         Ok(Mapped::new(Arc::new(map)))
     }

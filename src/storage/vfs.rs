@@ -51,6 +51,20 @@ impl Mapped {
     }
 }
 
+impl Mapped {
+    /// The same bytes as [`bytes::Bytes`], sharing the mapping (no copy): slices of it stay
+    /// valid after this value is dropped.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self.clone())
+    }
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl Deref for Mapped {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -80,8 +94,9 @@ pub trait Vfs: Send + Sync + fmt::Debug + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creates, renames, removes) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
-    /// Maps a whole file read-only. Only immutable files are mapped, and mapped files are
-    /// never truncated, so a mapping cannot fault.
+    /// Maps a whole file read-only. Only sealed segments are mapped, and active segments to
+    /// read below their published tip; neither range is ever rewritten or truncated, so a
+    /// mapping cannot fault.
     fn map(&self, path: &Path) -> io::Result<Mapped>;
     /// Takes the exclusive lock of a directory, or `None` if another holder has it. The
     /// holder records its process id in the lock file.

@@ -145,13 +145,15 @@ impl Stream {
         };
         let index = token.shard_index;
         let next = shard.log.scan(from, limits, |r| {
-            if end.is_some_and(|end| r.sequence >= end) {
+            if end.is_some_and(|end| r.record.sequence >= end) {
                 return false;
             }
+            let data = r.data();
+            let r = r.record;
             records.push(KinesisRecord {
                 sequence_number: SequenceNumber::new(index, r.sequence).to_string(),
                 approximate_arrival_timestamp_ms: r.timestamp_ms,
-                data: r.data.to_vec(),
+                data,
                 partition_key: String::from_utf8_lossy(r.partition_key).into_owned(),
             });
             true

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::format::batch::RecordRef;
+use crate::storage::SharedRecord;
 use crate::storage::{Log, LogReader, ReadLimits};
 
 /// The log behind one shard.
@@ -29,11 +29,11 @@ impl ShardLog {
         &self,
         from: u64,
         limits: ReadLimits,
-        visit: impl FnMut(RecordRef<'_>) -> bool,
+        visit: impl FnMut(SharedRecord<'_>) -> bool,
     ) -> Result<u64> {
         match self {
-            ShardLog::Writer(log) => log.scan(from, limits, visit),
-            ShardLog::Reader(reader, _) => reader.scan(from, limits, visit),
+            ShardLog::Writer(log) => log.scan_shared(from, limits, visit),
+            ShardLog::Reader(reader, _) => reader.scan_shared(from, limits, visit),
         }
     }
 

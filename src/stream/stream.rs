@@ -295,6 +295,17 @@ impl Stream {
         Ok(deleted)
     }
 
+    /// Makes every record acknowledged so far durable in every shard (fdatasync), whatever
+    /// the stream's durability mode: the explicit flush for `None` and `Interval` streams.
+    pub fn sync(&self) -> Result<()> {
+        self.check_writer()?;
+        let state = self.read_state();
+        for shard in state.shards.values() {
+            shard.log.writer()?.sync()?;
+        }
+        Ok(())
+    }
+
     /// Reads and checks every batch of every shard (see [`Log::verify`]); one report per
     /// shard, in shard-id order.
     pub fn verify(&self) -> Result<Vec<(String, crate::storage::VerifyReport)>> {

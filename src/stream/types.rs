@@ -124,8 +124,9 @@ pub struct KinesisRecord {
     pub sequence_number: String,
     /// Arrival time, ms since the epoch.
     pub approximate_arrival_timestamp_ms: i64,
-    /// Payload.
-    pub data: Vec<u8>,
+    /// Payload: shares the stored batch's bytes (a mapped segment, or the batch's buffer), so
+    /// a page of records costs no per-record copy; keeping it keeps that batch's memory.
+    pub data: bytes::Bytes,
     /// Partition key.
     pub partition_key: String,
 }

@@ -126,7 +126,7 @@ fn read_all(stream: &Stream) -> Vec<Vec<u8>> {
                 panic!("get_records");
             };
             let empty = page.records.is_empty();
-            out.extend(page.records.into_iter().map(|r| r.data));
+            out.extend(page.records.into_iter().map(|r| r.data.to_vec()));
             match page.next_shard_iterator {
                 Some(next) if !empty => iterator = next,
                 _ => break,

@@ -45,7 +45,7 @@ pub(super) fn read_shard(
             sequence_number: r.sequence_number,
             approximate_arrival_timestamp_ms: r.approximate_arrival_timestamp_ms,
             partition_key: r.partition_key,
-            data: r.data,
+            data: r.data.to_vec(),
         }));
         match page.next_shard_iterator {
             Some(next) if !empty => iterator = next,
