@@ -34,6 +34,14 @@ pub struct Appended {
     pub last_sequence: u64,
 }
 
+/// What an [`Log::append_deferred`] batch still waits for: the group commit that makes it
+/// durable under [`Durability::Always`] (nothing in the other modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a deferred append is acknowledged only by Log::wait_durable"]
+pub struct PendingSync {
+    target_lsn: Option<u64>,
+}
+
 /// What a retention pass deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RetentionReport {
@@ -194,7 +202,67 @@ impl Log {
 
     /// Like [`Log::append`], marking the batch as holding KPL-aggregated records.
     pub fn append_batch(&self, records: &[RecordIn<'_>], aggregated: bool) -> Result<Appended> {
-        self.shared.append(records, aggregated)
+        let (appended, pending) = self.shared.write(records, aggregated)?;
+        self.wait_durable(pending)?;
+        Ok(appended)
+    }
+
+    /// Like [`Log::append_batch`], but returns as soon as the batch is written, with what
+    /// is left to wait for under [`Durability::Always`]. A caller appending to several logs
+    /// writes to all of them and then waits on each, so their fsyncs overlap instead of
+    /// queueing one after another. The batch is acknowledged (durable, and visible to readers
+    /// under `Always`) only once [`Log::wait_durable`] returns `Ok`; until then an fsync
+    /// failure may still lose it.
+    pub fn append_deferred(
+        &self,
+        records: &[RecordIn<'_>],
+        aggregated: bool,
+    ) -> Result<(Appended, PendingSync)> {
+        self.shared.write(records, aggregated)
+    }
+
+    /// Returns once the batch behind `pending` is as durable as the log's mode promises
+    /// (at once unless the mode is `Always`); joins or leads a group commit.
+    pub fn wait_durable(&self, pending: PendingSync) -> Result<()> {
+        match pending.target_lsn {
+            Some(target) => self.shared.sync_to(target),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Log::wait_durable`] for batches in several logs at once, one result per entry in
+    /// order. The waits that need an fsync run on scoped threads, so the logs' syncs overlap:
+    /// the whole wait costs about the slowest sync rather than their sum.
+    pub fn wait_durable_all(pending: &[(&Log, PendingSync)]) -> Vec<Result<()>> {
+        // Only waits that would have to lead an fsync are worth a thread: joining a sync
+        // another thread leads costs nothing, and with several producers that is the common
+        // case (spawning then only crowds the cores).
+        let leading = pending
+            .iter()
+            .filter(|(log, p)| p.target_lsn.is_some_and(|t| log.shared.needs_leader(t)))
+            .count();
+        if leading <= 1 {
+            return pending
+                .iter()
+                .map(|(log, p)| log.wait_durable(*p))
+                .collect();
+        }
+        std::thread::scope(|scope| {
+            // The first wait runs on this thread; the others on their own.
+            let handles: Vec<_> = pending
+                .iter()
+                .skip(1)
+                .map(|&(log, p)| scope.spawn(move || log.wait_durable(p)))
+                .collect();
+            let first = pending.first().map(|(log, p)| log.wait_durable(*p));
+            first
+                .into_iter()
+                .chain(handles.into_iter().map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Internal("a sync waiter panicked".into())))
+                }))
+                .collect()
+        })
     }
 
     /// Reads up to `limits` records starting at sequence `from` (or the oldest retained
@@ -396,7 +464,9 @@ impl Shared {
         Ok(writer)
     }
 
-    fn append(&self, records: &[RecordIn<'_>], aggregated: bool) -> Result<Appended> {
+    /// Writes one batch; under `Always` it is published (to readers) only by the sync that
+    /// covers it, whose target is returned.
+    fn write(&self, records: &[RecordIn<'_>], aggregated: bool) -> Result<(Appended, PendingSync)> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::InvalidArgument("the log is closed".into()));
         }
@@ -446,17 +516,14 @@ impl Shared {
             first_sequence,
             last_sequence: writer.cursor.next_sequence - 1,
         };
-        match self.options.durability {
-            Durability::Always => {
-                let target = writer.lsn;
-                drop(guard);
-                self.sync_to(target)?;
-            }
+        let target_lsn = match self.options.durability {
+            Durability::Always => Some(writer.lsn),
             Durability::Interval(_) | Durability::None => {
                 writer.active.publish(tip_of(&writer.cursor));
+                None
             }
-        }
-        Ok(appended)
+        };
+        Ok((appended, PendingSync { target_lsn }))
     }
 
     fn should_roll(&self, writer: &Writer, incoming: u64) -> bool {
@@ -474,6 +541,13 @@ impl Shared {
                 >= age_ms
         });
         full || old
+    }
+
+    /// Whether a wait for `target` would find no sync under way to join (a hint: the state
+    /// may change at once).
+    fn needs_leader(&self, target: u64) -> bool {
+        let state = lock(&self.sync);
+        state.synced_lsn < target && !state.leader
     }
 
     /// Group commit: returns once everything up to `target` is synced. One caller syncs for

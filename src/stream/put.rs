@@ -11,7 +11,7 @@ use super::throughput::{Meter, ThroughputLimits};
 use super::types::*;
 use crate::error::{Error, Result};
 use crate::format::batch::RecordIn;
-use crate::storage::SimRng;
+use crate::storage::{Log, SimRng};
 
 /// How often puts trigger a retention pass over the shards.
 const MAINTENANCE_INTERVAL_MS: i64 = 1_000;
@@ -98,6 +98,9 @@ impl Stream {
                     None => set_result(&mut results, i, internal_failure()),
                 }
             }
+            // Every shard's batch is written first and waited for after, so that under
+            // `Always` the shards' fsyncs overlap rather than queue one after another.
+            let mut written = Vec::with_capacity(by_shard.len());
             for (index, members) in by_shard {
                 let Some(shard) = state.shards.get(&index) else {
                     continue;
@@ -114,7 +117,25 @@ impl Stream {
                         data: &entry.data,
                     })
                     .collect();
-                match shard.log.writer().and_then(|log| log.append(&records)) {
+                let outcome = shard
+                    .log
+                    .writer()
+                    .and_then(|log| Ok((log, log.append_deferred(&records, false)?)));
+                written.push((index, members, outcome));
+            }
+            let waits: Vec<_> = written
+                .iter()
+                .filter_map(|(_, _, outcome)| outcome.as_ref().ok())
+                .map(|&(log, (_, pending))| (log, pending))
+                .collect();
+            let mut synced = Log::wait_durable_all(&waits).into_iter();
+            for (index, members, outcome) in written {
+                let durable = outcome.and_then(|(_, (appended, _))| {
+                    let missing = || Err(Error::Internal("no sync result for a shard".into()));
+                    synced.next().unwrap_or_else(missing)?;
+                    Ok(appended)
+                });
+                match durable {
                     Ok(appended) => {
                         for (offset, (i, _)) in members.iter().enumerate() {
                             let log_sequence = appended.first_sequence + offset as u64;
