@@ -224,6 +224,17 @@ fn naive_read(path: &Path, work: Workload) -> Result<Duration, Failure> {
     Ok(started.elapsed())
 }
 
+/// When a produce phase makes its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generation {
+    /// While producing, batch by batch, so a large run is never held in memory (the naive
+    /// baseline generates its records the same way).
+    Streamed,
+    /// Before the clock starts: for the durable phase, whose baseline (a write + fdatasync
+    /// loop) generates nothing, and which is small enough to hold.
+    Prepared,
+}
+
 /// Puts every record from `threads` threads in `put_records` calls; returns the elapsed time
 /// and every call's latency.
 fn produce(
@@ -231,26 +242,38 @@ fn produce(
     work: Workload,
     threads: usize,
     batch: usize,
+    generation: Generation,
 ) -> Result<(Duration, Vec<Duration>), Failure> {
-    let started = Instant::now();
-    let chunk = work.count.div_ceil(threads.max(1));
-    let handles: Vec<_> = (0..threads.max(1))
+    let threads = threads.max(1);
+    let chunk = work.count.div_ceil(threads);
+    // Producers that prepare their data first start together, after the clock.
+    let ready = Arc::new(std::sync::Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
         .map(|t| {
             let stream = stream.clone();
+            let ready = ready.clone();
             std::thread::spawn(move || -> Result<Vec<Duration>, String> {
-                let mut latencies = Vec::new();
                 let start = t * chunk;
                 let end = (start + chunk).min(work.count);
-                let mut i = start;
-                while i < end {
-                    let stop = (i + batch).min(end);
-                    let mut entries: Vec<PutRecordsEntry> = (i..stop)
+                let batch_of = move |i: usize| -> Vec<PutRecordsEntry> {
+                    (i..(i + batch).min(end))
                         .map(|j| PutRecordsEntry {
                             data: work.record(j),
                             partition_key: work.key(j),
                             explicit_hash_key: None,
                         })
-                        .collect();
+                        .collect()
+                };
+                let starts = (start..end).step_by(batch.max(1));
+                let batches: Box<dyn Iterator<Item = Vec<PutRecordsEntry>>> = match generation {
+                    Generation::Streamed => Box::new(starts.map(batch_of)),
+                    Generation::Prepared => {
+                        Box::new(starts.map(batch_of).collect::<Vec<_>>().into_iter())
+                    }
+                };
+                ready.wait();
+                let mut latencies = Vec::new();
+                for mut entries in batches {
                     while !entries.is_empty() {
                         let call = Instant::now();
                         let out = stream.put_records(&entries).map_err(|e| e.to_string())?;
@@ -262,12 +285,13 @@ fn produce(
                             .map(|(e, _)| e)
                             .collect();
                     }
-                    i = stop;
                 }
                 Ok(latencies)
             })
         })
         .collect();
+    ready.wait();
+    let started = Instant::now();
     let mut latencies = Vec::new();
     for h in handles {
         latencies.extend(
@@ -374,7 +398,13 @@ pub fn run(args: BenchArgs) -> Outcome {
         ..Default::default()
     };
     let stream = store.create_stream("bench", &config)?;
-    let (produce_time, latencies) = produce(&stream, work, args.producer_threads, args.batch_size)?;
+    let (produce_time, latencies) = produce(
+        &stream,
+        work,
+        args.producer_threads,
+        args.batch_size,
+        Generation::Streamed,
+    )?;
 
     say("read back");
     stream.sync()?;
@@ -396,7 +426,13 @@ pub fn run(args: BenchArgs) -> Outcome {
         ..config.clone()
     };
     let zstd = store.create_stream("bench-zstd", &zstd_config)?;
-    let (zstd_time, _) = produce(&zstd, work, args.producer_threads, args.batch_size)?;
+    let (zstd_time, _) = produce(
+        &zstd,
+        work,
+        args.producer_threads,
+        args.batch_size,
+        Generation::Streamed,
+    )?;
     let zstd_disk = dir_bytes(&dir.join("store/streams/bench-zstd"));
     let raw_disk = dir_bytes(&dir.join("store/streams/bench"));
 
@@ -416,8 +452,13 @@ pub fn run(args: BenchArgs) -> Outcome {
             ..config.clone()
         },
     )?;
-    let (durable_time, durable_latencies) =
-        produce(&durable, durable_work, 8, args.batch_size.min(100))?;
+    let (durable_time, durable_latencies) = produce(
+        &durable,
+        durable_work,
+        8,
+        args.batch_size.min(100),
+        Generation::Prepared,
+    )?;
     let durable_bytes = durable_work.payload_bytes();
 
     say("consume through an event source mapping");
