@@ -320,3 +320,37 @@ fn store_and_stream_are_send_and_sync() {
     shareable::<shardlog::storage::Log>();
     shareable::<shardlog::storage::LogReader>();
 }
+
+/// A page read from the middle of a shard maps only the segment it reads. The trim horizon
+/// (a timestamp search from the oldest segment) is computed only when the first record read
+/// is older than the expiry cutoff; computing it on every call mapped the oldest segment too.
+#[test]
+fn a_page_maps_only_the_segment_it_reads() {
+    let disk = SimDisk::new();
+    let clock = ManualClock::at(1_000_000_000);
+    let store = Store::open_with("/sim/store", sim_store_options(&disk, &clock)).expect("store");
+    let stream = store
+        .create_stream("s", &StreamConfig::default())
+        .expect("create");
+    let payload = vec![b'x'; 1000];
+    let mut numbers = Vec::new();
+    for _ in 0..300 {
+        let put = stream.put_record(entry("k", &payload), None).expect("put");
+        numbers.push(put.sequence_number);
+    }
+    let shard = "shardId-000000000000";
+    let late = numbers[250].clone();
+    let it = stream
+        .get_shard_iterator(shard, &ShardIteratorType::AtSequenceNumber(late.clone()))
+        .expect("iterator");
+    disk.reset_stats();
+    let page = stream.get_records(&it, 1).expect("get");
+    assert_eq!(page.records[0].sequence_number, late);
+    let maps = disk.stats().maps;
+    let segment_maps: u64 = maps
+        .iter()
+        .filter(|(name, _)| name.ends_with(".seg"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(segment_maps, 1, "one segment mapped: {maps:?}");
+}

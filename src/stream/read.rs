@@ -135,7 +135,6 @@ impl Stream {
         let state = self.read_state();
         let shard = self.find_shard(&state, &shard_id(token.shard_index))?;
         self.admit_read(token.shard_index, now)?;
-        let from = token.log_sequence.max(self.trim_horizon(&state, shard)?);
         let end = shard.meta.closed.map(|c| c.next_log_sequence);
         // Sized for a full page up front (bounded): growing by doubling copied it repeatedly.
         let mut records = Vec::with_capacity(limit.min(GET_RECORDS_PREALLOCATED_MAX));
@@ -144,20 +143,40 @@ impl Stream {
             bytes_max: GET_RECORDS_BYTES_MAX,
         };
         let index = token.shard_index;
-        let next = shard.log.scan(from, limits, |r| {
-            if end.is_some_and(|end| r.record.sequence >= end) {
-                return false;
+        // The trim horizon is the first record that arrived at or after the expiry cutoff, so
+        // if the first record read arrived at or after it, the horizon is at or before that
+        // record and reading from the iterator's position is right. Only a first record older
+        // than the cutoff needs the horizon itself, whose timestamp search maps a segment:
+        // paying it on every call cost a mapping per page.
+        let cutoff = self.expiry_cutoff_ms(&state);
+        let mut from = token.log_sequence;
+        let mut horizon_checked = false;
+        let next = loop {
+            let mut expired_first = false;
+            let next = shard.log.scan(from, limits, |r| {
+                if end.is_some_and(|end| r.record.sequence >= end) {
+                    return false;
+                }
+                if records.is_empty() && !horizon_checked && r.record.timestamp_ms < cutoff {
+                    expired_first = true;
+                    return false;
+                }
+                let data = r.data();
+                let r = r.record;
+                records.push(KinesisRecord {
+                    sequence_number: SequenceNumber::new(index, r.sequence).to_string(),
+                    approximate_arrival_timestamp_ms: r.timestamp_ms,
+                    data,
+                    partition_key: String::from_utf8_lossy(r.partition_key).into_owned(),
+                });
+                true
+            })?;
+            if !expired_first {
+                break next;
             }
-            let data = r.data();
-            let r = r.record;
-            records.push(KinesisRecord {
-                sequence_number: SequenceNumber::new(index, r.sequence).to_string(),
-                approximate_arrival_timestamp_ms: r.timestamp_ms,
-                data,
-                partition_key: String::from_utf8_lossy(r.partition_key).into_owned(),
-            });
-            true
-        })?;
+            from = from.max(self.trim_horizon(&state, shard)?);
+            horizon_checked = true;
+        };
         let next = next.max(from);
         let latest = shard.log.next_sequence()?;
         let millis_behind_latest = if next >= latest {
