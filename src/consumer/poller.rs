@@ -204,6 +204,9 @@ impl EventSourceMapping {
             .get_shard_iterator(shard, &self.start_position(shard))?;
         let mut pending = Gathered::empty(None);
         let mut read_upto: Option<String> = None;
+        // The sequence number read before the current record. It and `read_upto` trade
+        // buffers record by record, so remembering them allocates nothing per record.
+        let mut previous: Option<String> = None;
         let batching_window_ms = i64::from(self.config.maximum_batching_window_in_seconds) * 1000;
         let tumbling_ms = i64::from(self.config.tumbling_window_in_seconds) * 1000;
         let lanes = self.config.parallelization_factor as usize;
@@ -242,7 +245,14 @@ impl EventSourceMapping {
             self.metrics
                 .update(shard, |c| c.polled_event_count += count);
             for r in page.records {
-                let previous = read_upto.replace(r.sequence_number.clone());
+                std::mem::swap(&mut previous, &mut read_upto);
+                match &mut read_upto {
+                    Some(buffer) => {
+                        buffer.clear();
+                        buffer.push_str(&r.sequence_number);
+                    }
+                    None => read_upto = Some(r.sequence_number.clone()),
+                }
                 let seconds = r.approximate_arrival_timestamp_ms as f64 / 1000.0;
                 let arrival_ms = r.approximate_arrival_timestamp_ms;
                 // Whether a unit of this stream record is among the gathered ones.
