@@ -65,7 +65,9 @@ enum Pending {
 
 #[derive(Debug, Default, Clone)]
 struct Inode {
-    live: Vec<u8>,
+    /// Shared with mappings, which see it as it was when mapped (only ranges that never
+    /// change are read through them); a write copies it only while a mapping holds it.
+    live: Arc<Vec<u8>>,
     durable: Vec<u8>,
     pending: Vec<Pending>,
 }
@@ -271,7 +273,7 @@ impl SimDisk {
     pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
         let state = self.lock();
         let inode = state.live_names.get(path)?;
-        state.inodes.get(inode).map(|i| i.live.clone())
+        state.inodes.get(inode).map(|i| i.live.to_vec())
     }
 
     /// Replaces a file's bytes in both images, as if they had been written and synced.
@@ -289,7 +291,7 @@ impl SimDisk {
         };
         state.durable_names.insert(path.to_path_buf(), id);
         let inode = state.inodes.entry(id).or_default();
-        inode.live = bytes.to_vec();
+        inode.live = Arc::new(bytes.to_vec());
         inode.durable = bytes.to_vec();
         inode.pending.clear();
     }
@@ -304,7 +306,7 @@ impl SimDisk {
             return false;
         };
         let mut hit = false;
-        for image in [&mut inode.live, &mut inode.durable] {
+        for image in [Arc::make_mut(&mut inode.live), &mut inode.durable] {
             if let Some(b) = image.get_mut(offset as usize) {
                 *b ^= mask;
                 hit = true;
@@ -380,7 +382,7 @@ impl SimDisk {
                     other => apply(&mut image, other),
                 }
             }
-            inode.live = image.clone();
+            inode.live = Arc::new(image.clone());
             inode.durable = image;
         }
         state.live_names = state.durable_names.clone();
@@ -458,7 +460,7 @@ impl VfsFile for SimFile {
                 .inodes
                 .get_mut(&self.inode)
                 .ok_or_else(|| eio("inode gone"))?;
-            write_into(&mut inode.live, offset, data);
+            write_into(Arc::make_mut(&mut inode.live), offset, data);
             inode.pending.push(Pending::Write {
                 offset,
                 data: data.to_vec(),
@@ -490,7 +492,7 @@ impl VfsFile for SimFile {
             for op in std::mem::take(&mut inode.pending) {
                 apply(&mut inode.durable, &op);
             }
-            debug_assert_eq!(inode.durable, inode.live);
+            debug_assert_eq!(inode.durable, *inode.live);
             Ok(())
         })
     }
@@ -511,7 +513,7 @@ impl VfsFile for SimFile {
                 .inodes
                 .get_mut(&self.inode)
                 .ok_or_else(|| eio("inode gone"))?;
-            inode.live.resize(len as usize, 0);
+            Arc::make_mut(&mut inode.live).resize(len as usize, 0);
             inode.pending.push(Pending::SetLen(len));
             Ok(())
         })
@@ -685,7 +687,7 @@ impl Vfs for SimDisk {
             .unwrap_or_default()
             .to_owned();
         *state.stats.maps.entry(name).or_insert(0) += 1;
-        Ok(Mapped::new(Arc::new(bytes)))
+        Ok(Mapped::new(bytes))
     }
 
     fn try_lock_dir(&self, path: &Path) -> io::Result<Option<Box<dyn DirLock>>> {
