@@ -19,6 +19,10 @@ use crate::stream::{KinesisRecord, ShardIteratorType};
 /// Lambda's synchronous invocation payload limit: 6 MB.
 pub const INVOKE_PAYLOAD_BYTES_MAX: usize = 6 * 1000 * 1000;
 
+/// Most records a poller asks get_records for at once (GetRecords' own limit, as Lambda
+/// polls); a page holds at most this many records and 10 MiB, shared with the stored batches.
+const POLL_PAGE_RECORDS: usize = 10_000;
+
 /// One record as the function will see it (a user record when de-aggregating).
 struct Unit {
     sequence_number: String,
@@ -220,7 +224,10 @@ impl EventSourceMapping {
                 return Ok(());
             }
             let appends_seen = self.source.appends();
-            let want = batch_size.saturating_sub(pending.stream_records).max(1);
+            // Pages as large as GetRecords allows, as Lambda polls; batches are cut from them
+            // at BatchSize. Small pages made every BatchSize records cost a get_records call
+            // and a fresh check of the batch they start in.
+            let want = POLL_PAGE_RECORDS;
             let page = match self.source.get_records(&iterator, want) {
                 Ok(page) => page,
                 Err(Error::ProvisionedThroughputExceeded(_)) => {
@@ -315,6 +322,18 @@ impl EventSourceMapping {
                     }
                     pending.push(Pending { record, json_len }, !counted);
                     counted = true;
+                }
+                if pending.stream_records >= batch_size {
+                    let batch = pending.take();
+                    if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
+                        return Ok(());
+                    }
+                    pending = Gathered::empty(tumbling.as_ref());
+                    // Every unit of this stream record was gathered and is now done.
+                    if let (Some(done), None) = (&read_upto, &tumbling) {
+                        self.checkpoint(shard, done, false)?;
+                    }
+                    batching_start = self.options.clock.now_ms();
                 }
             }
             let end_of_shard = page.next_shard_iterator.is_none();
