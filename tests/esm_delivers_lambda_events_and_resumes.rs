@@ -157,3 +157,49 @@ fn the_batching_window_gathers_records_until_it_ends() {
     assert_eq!(recorder.batches(), vec![vec!["a", "b", "c"]]);
     assert!(clock.now() - started >= 5_000, "waited for the window");
 }
+
+/// The poller reads large pages (up to 10,000 records) and cuts batches of exactly BatchSize
+/// from them, checkpointing after each: a run stopped after its third batch resumes at the
+/// fourth, not at the start of the page it was cut from.
+#[test]
+fn batches_are_cut_at_batch_size_from_a_large_page_and_each_is_checkpointed() {
+    let disk = SimDisk::new();
+    let clock = ManualClock::at(1_000_000);
+    let (_store, stream) = esm_stream(&disk, &clock, 1);
+    let data: Vec<String> = (0..250).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = data.iter().map(String::as_str).collect();
+    put_all(&stream, "k", &refs);
+    let config =
+        EsmConfig::from_json(r#"{"StartingPosition":"TRIM_HORIZON","BatchSize":40}"#).unwrap();
+    let recorder = Recorder::new(|_, _| Invocation::Returned(None));
+    mapping(&stream, &disk, &clock, recorder.clone(), config.clone())
+        .run_until_idle()
+        .expect("run");
+    let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
+    assert_eq!(sizes, [40, 40, 40, 40, 40, 40, 10]);
+    assert_eq!(recorder.batches().concat(), data, "in order, each once");
+
+    // A new mapping (fresh checkpoints) stopped by its function during the third batch.
+    let disk = SimDisk::new();
+    let (_store, stream) = esm_stream(&disk, &clock, 1);
+    put_all(&stream, "k", &refs);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = stop.clone();
+    let first = Recorder::new(move |_, n| {
+        if n == 3 {
+            stopper.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Invocation::Returned(None)
+    });
+    mapping(&stream, &disk, &clock, first.clone(), config.clone())
+        .run_until_idle_or_stopped(&stop)
+        .expect("stopped run");
+    assert_eq!(first.batches().len(), 3, "stopped after the third batch");
+    let second = Recorder::new(|_, _| Invocation::Returned(None));
+    mapping(&stream, &disk, &clock, second.clone(), config)
+        .run_until_idle()
+        .expect("resumed run");
+    let resumed = second.batches().concat();
+    assert_eq!(resumed.first().map(String::as_str), Some("r120"));
+    assert_eq!(resumed.len(), 130);
+}
