@@ -11,7 +11,9 @@ use shardlog::consumer::{
     MappingOptions,
 };
 use shardlog::storage::{Durability, RealFs};
-use shardlog::stream::{PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig};
+use shardlog::stream::{
+    PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig, GET_RECORDS_LIMIT_MAX,
+};
 
 use super::{io_failure, percentile, POISON_KEY};
 use crate::cli::Failure;
@@ -25,12 +27,14 @@ pub(super) struct Consumed {
     /// Failure records the poison records produced.
     pub poison_found: usize,
     /// The baseline: records/s of a bare get_records loop per shard, one thread per shard as
-    /// the mapping has, pages of the mapping's BatchSize.
+    /// the mapping has, pages of 10,000 records (the largest, so the fastest loop; the
+    /// mapping polls pages that large too, whatever its BatchSize).
     pub get_records_per_s: f64,
 }
 
-/// Reads every shard to its end with get_records, one thread per shard.
-fn read_shards_in_parallel(stream: &Stream, batch_size: usize) -> Result<f64, Failure> {
+/// Reads every shard to its end with get_records in pages of `page_records`, one thread per
+/// shard.
+fn read_shards_in_parallel(stream: &Stream, page_records: usize) -> Result<f64, Failure> {
     let shards = stream.list_shards()?;
     let started = Instant::now();
     let counts = std::thread::scope(|scope| {
@@ -44,7 +48,7 @@ fn read_shards_in_parallel(stream: &Stream, batch_size: usize) -> Result<f64, Fa
                             .get_shard_iterator(&shard.shard_id, &ShardIteratorType::TrimHorizon)?,
                     );
                     while let Some(current) = iterator {
-                        let page = stream.get_records(&current, batch_size)?;
+                        let page = stream.get_records(&current, page_records)?;
                         if page.records.is_empty() && page.millis_behind_latest == 0 {
                             break;
                         }
@@ -162,7 +166,7 @@ pub(super) fn consume(
     let consumed = json.run_until_idle()?;
     let json_records_per_s =
         consumed.totals.polled_event_count as f64 / started.elapsed().as_secs_f64().max(1e-9);
-    let get_records_per_s = read_shards_in_parallel(stream, batch_size)?;
+    let get_records_per_s = read_shards_in_parallel(stream, GET_RECORDS_LIMIT_MAX)?;
     Ok(Consumed {
         records_per_s,
         json_records_per_s,

@@ -47,7 +47,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
     /// BatchSize of the consume phase's event source mapping (1..=10000); the get_records
-    /// baseline reads pages of the same size.
+    /// baseline reads pages of 10,000 records whatever this is.
     #[arg(long, default_value_t = 1000)]
     consume_batch_size: usize,
     /// Records of the durable (Always, 8 threads) phase.
