@@ -15,11 +15,10 @@ pub struct MappingIdentity {
     pub region: String,
 }
 
-/// One record of a poll, as the mapping holds it.
+/// One record of a poll, as the mapping holds it. Its shard is the batch's
+/// ([`EventBatch::shard_id`](super::EventBatch::shard_id)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolledRecord {
-    /// The shard it came from.
-    pub shard_id: std::sync::Arc<str>,
     /// Its sequence number.
     pub sequence_number: String,
     /// Its partition key.
@@ -34,10 +33,10 @@ pub struct PolledRecord {
 }
 
 /// The JSON of one event record, in AWS's key order.
-pub fn event_record_json(record: &PolledRecord, id: &MappingIdentity) -> String {
+pub fn event_record_json(shard_id: &str, record: &PolledRecord, id: &MappingIdentity) -> String {
     let json = IdentityJson::new(id);
-    let mut out = String::with_capacity(json.record_len(record));
-    json.write(&mut out, record);
+    let mut out = String::with_capacity(json.record_len(shard_id, record));
+    json.write(&mut out, shard_id, record);
     out
 }
 
@@ -78,6 +77,15 @@ impl Condition {
     }
 }
 
+/// A discarded batch: the shard it came from and its records, in shard order.
+#[derive(Debug, Clone, Copy)]
+pub struct DiscardedBatch<'a> {
+    /// The shard.
+    pub shard_id: &'a str,
+    /// The records.
+    pub records: &'a [PolledRecord],
+}
+
 /// Builds the on-failure destination record for a discarded batch (AWS's shape and key order).
 pub fn failure_record(
     id: &MappingIdentity,
@@ -86,9 +94,9 @@ pub fn failure_record(
     invoke_count: u64,
     function_error: Option<&str>,
     now_ms: i64,
-    batch: &[PolledRecord],
+    batch: DiscardedBatch<'_>,
 ) -> String {
-    let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
+    let (Some(first), Some(last)) = (batch.records.first(), batch.records.last()) else {
         return String::new();
     };
     let mut record = serde_json::Map::new();
@@ -116,12 +124,12 @@ pub fn failure_record(
     record.insert(
         "KinesisBatchInfo".into(),
         serde_json::json!({
-            "shardId": &*first.shard_id,
+            "shardId": batch.shard_id,
             "startSequenceNumber": first.sequence_number,
             "endSequenceNumber": last.sequence_number,
             "approximateArrivalOfFirstRecord": iso_ms(first.arrival_ms),
             "approximateArrivalOfLastRecord": iso_ms(last.arrival_ms),
-            "batchSize": batch.len(),
+            "batchSize": batch.records.len(),
             "streamArn": id.stream_arn,
         }),
     );

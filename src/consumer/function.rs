@@ -78,12 +78,18 @@ pub trait Function: Send + Sync {
 
 /// One invocation's batch. The Lambda event JSON is built only if asked for.
 pub struct EventBatch<'a> {
+    pub(crate) shard_id: &'a str,
     pub(crate) records: &'a [Pending],
     pub(crate) fields: &'a [(&'a str, String)],
     pub(crate) identity: &'a IdentityJson,
 }
 
 impl EventBatch<'_> {
+    /// The shard every record of the batch came from.
+    pub fn shard_id(&self) -> &str {
+        self.shard_id
+    }
+
     /// The records, in shard order (user records when the mapping de-aggregates).
     pub fn records(&self) -> impl ExactSizeIterator<Item = &PolledRecord> {
         self.records.iter().map(|p| &p.record)
@@ -121,7 +127,8 @@ impl EventBatch<'_> {
             if i > 0 {
                 out.push(',');
             }
-            self.identity.write(&mut out, &pending.record);
+            self.identity
+                .write(&mut out, self.shard_id, &pending.record);
         }
         out.push(']');
         for (key, value) in self.fields {

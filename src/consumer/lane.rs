@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::decisions::Decision;
-use super::event::{failure_record, Condition, PolledRecord};
+use super::event::{failure_record, Condition, DiscardedBatch, PolledRecord};
 use super::function::{outcome_name, EventBatch, Invocation};
 use super::mapping::EventSourceMapping;
 use super::poller::Pending;
@@ -98,6 +98,7 @@ impl EventSourceMapping {
                 )
             });
             let event = EventBatch {
+                shard_id: shard,
                 records: &batch,
                 fields: &fields,
                 identity: &self.identity_json,
@@ -290,7 +291,10 @@ impl EventSourceMapping {
             invokes,
             function_error,
             now,
-            &records,
+            DiscardedBatch {
+                shard_id: shard,
+                records: &records,
+            },
         );
         let delivered = self.destination.deliver(shard, &record).is_ok();
         self.decide(decision(delivered));

@@ -29,7 +29,8 @@ pub use config_builder::EsmConfigBuilder;
 pub use decisions::{Decision, DecisionLog, DECISION_LOG_ENTRIES_MAX};
 pub use destination::Destination;
 pub use event::{
-    event_record_json, failure_record, iso_ms, Condition, MappingIdentity, PolledRecord,
+    event_record_json, failure_record, iso_ms, Condition, DiscardedBatch, MappingIdentity,
+    PolledRecord,
 };
 pub use filter::{Filters, Pattern};
 pub use function::{

@@ -3,7 +3,6 @@
 //! (each lane's rules live in `lane.rs`), checkpoint.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::checkpoint::ShardCheckpoint;
@@ -218,7 +217,6 @@ impl EventSourceMapping {
         let mut tumbling: Option<OpenWindow> = None;
         let mut batching_start = self.options.clock.now_ms();
         let batch_size = self.config.batch_size as usize;
-        let shard_name: Arc<str> = Arc::from(shard);
         loop {
             if stop.load(Ordering::SeqCst) {
                 return Ok(());
@@ -296,14 +294,13 @@ impl EventSourceMapping {
                         }
                     }
                     let record = PolledRecord {
-                        shard_id: Arc::clone(&shard_name),
                         sequence_number: unit.sequence_number,
                         partition_key: unit.partition_key,
                         data: unit.data,
                         arrival_ms,
                         sub_sequence_number: unit.sub_sequence_number,
                     };
-                    let json_len = self.identity_json.record_len(&record);
+                    let json_len = self.identity_json.record_len(shard, &record);
                     // 6 MB: invoke what is gathered before this record would pass the limit.
                     if pending.would_overflow(json_len) {
                         let batch = pending.take();

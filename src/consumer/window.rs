@@ -157,6 +157,7 @@ impl EventSourceMapping {
             terminated_early,
         );
         let event = EventBatch {
+            shard_id: shard,
             records: &[],
             fields: &fields,
             identity: &self.identity_json,
@@ -278,6 +279,7 @@ mod tests {
             region: "us-east-1".into(),
         });
         let event = EventBatch {
+            shard_id: "shardId-000000000006",
             records: &[],
             fields: &fields,
             identity: &identity,
