@@ -1,6 +1,6 @@
 //! shardlog: an embeddable, persistent log engine.
 //!
-//! The layers (see DESIGN.md): [`format`] holds the byte layouts, with no I/O; [`storage`]
+//! The layers (see DESIGN.md): [`format`](mod@format) holds the byte layouts, with no I/O; [`storage`]
 //! holds one shard's log on disk: segments, sparse indexes, recovery, retention, durability and
 //! checkpoints, all through one I/O seam ([`storage::Vfs`]) that tests replace with a simulated
 //! disk.

@@ -1,4 +1,5 @@
-//! One shard's log: the writer. Appends, rolls, group commit, checkpoints, retention, close.
+//! One shard's log: the writer. Appends, rolls and close here; group commit, checkpoints and
+//! retention in the submodules of those names.
 //!
 //! Locks, always taken in this order: `writer` → `checkpointer` → `sync`. The `segments`
 //! snapshot lock is held only to swap or clone an `Arc`.
@@ -9,20 +10,23 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod checkpointing;
+mod group_commit;
+mod retention;
+
+pub use group_commit::PendingSync;
+pub use retention::RetentionReport;
+
 use super::clean_mark::CleanMarkGuard;
 use super::options::{Durability, LogOptions};
 use super::read::{self, ReadLimits, Record, SharedRecord};
-use super::recovery::{
-    create_segment, read_checkpoint, recover, segment_paths, tip_of, write_checkpoint,
-    RecoveryReport,
-};
+use super::recovery::{create_segment, read_checkpoint, recover, tip_of, RecoveryReport};
 use super::segment::{lock, read_lock, ActiveSegment, ScanCursor, SealedSegment, Segments, Tip};
-use super::vfs::{DirLock, OpenMode, Vfs, VfsFile};
+use super::vfs::{DirLock, Vfs, VfsFile};
 use crate::error::{Error, Result};
 use crate::format::batch::{encode_batch, RecordIn, RecordRef};
-use crate::format::checkpoint::Checkpoint;
 use crate::format::codec::EncodeScratch;
-use crate::format::index::{encode_index_file, index_digest, INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
+use crate::format::index::{encode_index_file, index_digest};
 use crate::format::segment::{SegmentFooter, SEGMENT_HEADER_LEN};
 
 /// Where an append landed.
@@ -32,25 +36,6 @@ pub struct Appended {
     pub first_sequence: u64,
     /// Sequence number of the last appended record.
     pub last_sequence: u64,
-}
-
-/// What an [`Log::append_deferred`] batch still waits for: the group commit that makes it
-/// durable under [`Durability::Always`] (nothing in the other modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use = "a deferred append is acknowledged only by Log::wait_durable"]
-pub struct PendingSync {
-    target_lsn: Option<u64>,
-}
-
-/// What a retention pass deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RetentionReport {
-    /// Sealed segments deleted.
-    pub segments_deleted: u64,
-    /// Bytes of segment files deleted.
-    pub bytes_deleted: u64,
-    /// The oldest retained sequence number afterwards.
-    pub first_sequence: u64,
 }
 
 #[derive(Debug)]
@@ -205,64 +190,6 @@ impl Log {
         let (appended, pending) = self.shared.write(records, aggregated)?;
         self.wait_durable(pending)?;
         Ok(appended)
-    }
-
-    /// Like [`Log::append_batch`], but returns as soon as the batch is written, with what
-    /// is left to wait for under [`Durability::Always`]. A caller appending to several logs
-    /// writes to all of them and then waits on each, so their fsyncs overlap instead of
-    /// queueing one after another. The batch is acknowledged (durable, and visible to readers
-    /// under `Always`) only once [`Log::wait_durable`] returns `Ok`; until then an fsync
-    /// failure may still lose it.
-    pub fn append_deferred(
-        &self,
-        records: &[RecordIn<'_>],
-        aggregated: bool,
-    ) -> Result<(Appended, PendingSync)> {
-        self.shared.write(records, aggregated)
-    }
-
-    /// Returns once the batch behind `pending` is as durable as the log's mode promises
-    /// (at once unless the mode is `Always`); joins or leads a group commit.
-    pub fn wait_durable(&self, pending: PendingSync) -> Result<()> {
-        match pending.target_lsn {
-            Some(target) => self.shared.sync_to(target),
-            None => Ok(()),
-        }
-    }
-
-    /// [`Log::wait_durable`] for batches in several logs at once, one result per entry in
-    /// order. The waits that need an fsync run on scoped threads, so the logs' syncs overlap:
-    /// the whole wait costs about the slowest sync rather than their sum.
-    pub fn wait_durable_all(pending: &[(&Log, PendingSync)]) -> Vec<Result<()>> {
-        // Only waits that would have to lead an fsync are worth a thread: joining a sync
-        // another thread leads costs nothing, and with several producers that is the common
-        // case (spawning then only crowds the cores).
-        let leading = pending
-            .iter()
-            .filter(|(log, p)| p.target_lsn.is_some_and(|t| log.shared.needs_leader(t)))
-            .count();
-        if leading <= 1 {
-            return pending
-                .iter()
-                .map(|(log, p)| log.wait_durable(*p))
-                .collect();
-        }
-        std::thread::scope(|scope| {
-            // The first wait runs on this thread; the others on their own.
-            let handles: Vec<_> = pending
-                .iter()
-                .skip(1)
-                .map(|&(log, p)| scope.spawn(move || log.wait_durable(p)))
-                .collect();
-            let first = pending.first().map(|(log, p)| log.wait_durable(*p));
-            first
-                .into_iter()
-                .chain(handles.into_iter().map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Internal("a sync waiter panicked".into())))
-                }))
-                .collect()
-        })
     }
 
     /// Reads up to `limits` records starting at sequence `from` (or the oldest retained
@@ -543,132 +470,6 @@ impl Shared {
         full || old
     }
 
-    /// Whether a wait for `target` would find no sync under way to join (a hint: the state
-    /// may change at once).
-    fn needs_leader(&self, target: u64) -> bool {
-        let state = lock(&self.sync);
-        state.synced_lsn < target && !state.leader
-    }
-
-    /// Group commit: returns once everything up to `target` is synced. One caller syncs for
-    /// all that wait; an error poisons the log and fails every waiter.
-    fn sync_to(&self, target: u64) -> Result<()> {
-        let mut state = lock(&self.sync);
-        loop {
-            self.check_poison()?;
-            if state.synced_lsn >= target {
-                return Ok(());
-            }
-            if !state.leader {
-                break;
-            }
-            state = self
-                .synced_cv
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-        state.leader = true;
-        drop(state);
-        let (lsn, active, tip) = {
-            let writer = lock(&self.writer);
-            (writer.lsn, writer.active.clone(), tip_of(&writer.cursor))
-        };
-        let result = active.file.sync_data();
-        let mut state = lock(&self.sync);
-        state.leader = false;
-        let outcome = match result {
-            Ok(()) => {
-                if lsn > state.synced_lsn {
-                    state.synced_lsn = lsn;
-                    state.synced = (active.clone(), tip);
-                }
-                active.publish(tip);
-                Ok(())
-            }
-            Err(e) => Err(self.poison("fsync", Error::io(&active.path, "fsync", e))),
-        };
-        drop(state);
-        self.synced_cv.notify_all();
-        outcome
-    }
-
-    /// Writes a checkpoint if the last one is older than the checkpoint interval. Called by
-    /// the background thread, never on an appender's path: its fsyncs would be put latency.
-    fn checkpoint_if_due(&self) -> Result<()> {
-        if lock(&self.checkpointer).last_written.elapsed() >= self.options.checkpoint_interval {
-            self.write_checkpoint(false)?;
-        }
-        Ok(())
-    }
-
-    /// Persists the active segment's new index entries, then names the synced extent as the
-    /// recovery point (atomically). `clean` adds the clean-shutdown mark.
-    fn write_checkpoint(&self, clean: bool) -> Result<()> {
-        let mut cp = lock(&self.checkpointer);
-        self.check_poison()?;
-        let (active, tip) = lock(&self.sync).synced.clone();
-        let entries: Vec<_> = active
-            .index_snapshot()
-            .into_iter()
-            .filter(|e| e.position < tip.end)
-            .collect();
-        let result = self
-            .persist_index(&mut cp, &active, &entries)
-            .and_then(|()| {
-                let prefix = encode_index_file(active.base, &entries);
-                let checkpoint = Checkpoint {
-                    clean,
-                    active_base: active.base,
-                    recovery_position: tip.end,
-                    next_sequence: tip.next_sequence,
-                    max_timestamp_ms: tip.max_timestamp_ms,
-                    index_digest: index_digest(&prefix),
-                };
-                write_checkpoint(self.vfs.as_ref(), &self.dir, &checkpoint)
-            });
-        cp.last_written = Instant::now();
-        result.map_err(|e| self.poison("checkpoint", e))
-    }
-
-    fn persist_index(
-        &self,
-        cp: &mut Checkpointer,
-        active: &ActiveSegment,
-        entries: &[crate::format::index::IndexEntry],
-    ) -> Result<()> {
-        let path = &active.index_path;
-        let stale = cp
-            .index
-            .as_ref()
-            .is_none_or(|(base, _, _)| *base != active.base);
-        if stale {
-            let file = self
-                .vfs
-                .open(path, OpenMode::ReadWrite)
-                .map_err(|e| Error::io(path, "open", e))?;
-            let held = file.len().map_err(|e| Error::io(path, "stat", e))?;
-            let held =
-                (held.saturating_sub(INDEX_HEADER_LEN as u64) / INDEX_ENTRY_LEN as u64) as usize;
-            cp.index = Some((active.base, file, held.min(entries.len())));
-        }
-        let Some((_, file, persisted)) = cp.index.as_mut() else {
-            return Ok(());
-        };
-        if entries.len() <= *persisted {
-            return Ok(());
-        }
-        let mut bytes = Vec::with_capacity((entries.len() - *persisted) * INDEX_ENTRY_LEN);
-        for (ordinal, entry) in entries.iter().enumerate().skip(*persisted) {
-            bytes.extend_from_slice(&entry.encode(ordinal as u64));
-        }
-        let offset = (INDEX_HEADER_LEN + *persisted * INDEX_ENTRY_LEN) as u64;
-        file.write_all_at(&bytes, offset)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| Error::io(path, "write index", e))?;
-        *persisted = entries.len();
-        Ok(())
-    }
-
     /// Seals the active segment (footer, index, fsync) and makes a new one active.
     fn roll(&self, writer: &mut Writer) -> Result<()> {
         self.roll_inner(writer)
@@ -730,58 +531,6 @@ impl Shared {
         drop(sync);
         self.synced_cv.notify_all();
         Ok(())
-    }
-
-    /// Deletes expired sealed segments. The caller holds the writer lock.
-    fn apply_retention(&self) -> Result<RetentionReport> {
-        let segments = self.snapshot();
-        let retention = *lock(&self.retention);
-        let now = self.options.clock.now_ms();
-        let mut total = size_of(&segments);
-        let mut expired = 0;
-        for segment in &segments.sealed {
-            let too_old = retention.age.is_some_and(|age| {
-                let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
-                segment.footer.max_timestamp_ms < now.saturating_sub(age_ms)
-            });
-            let too_big = retention.bytes_max.is_some_and(|max| total > max);
-            if !(too_old || too_big) {
-                break;
-            }
-            total -= segment.file_len();
-            expired += 1;
-        }
-        let mut report = RetentionReport {
-            first_sequence: segments.first_sequence(),
-            ..RetentionReport::default()
-        };
-        if expired == 0 {
-            return Ok(report);
-        }
-        let mut remaining = (*segments).clone();
-        let deleted: Vec<_> = remaining.sealed.drain(..expired).collect();
-        report.first_sequence = remaining.first_sequence();
-        // Readers switch to the shorter list first; one that still holds a mapping of a
-        // deleted segment keeps valid bytes, since unlinking never shrinks a mapped file.
-        *self
-            .segments
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(remaining);
-        for segment in &deleted {
-            for path in segment_paths(&self.dir, segment.base) {
-                match self.vfs.remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io(&path, "remove", e)),
-                }
-            }
-            report.segments_deleted += 1;
-            report.bytes_deleted += segment.file_len();
-        }
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, "fsync dir", e))?;
-        Ok(report)
     }
 
     /// The background thread: syncs every interval in `Interval` mode, and in `Always` and
