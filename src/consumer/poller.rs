@@ -303,17 +303,12 @@ impl EventSourceMapping {
                     let json_len = self.identity_json.record_len(shard, &record);
                     // 6 MB: invoke what is gathered before this record would pass the limit.
                     if pending.would_overflow(json_len) {
-                        let batch = pending.take();
                         counted = false;
-                        if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
-                            return Ok(());
-                        }
-                        // The window's state may have grown: count it afresh.
-                        pending = Gathered::empty(tumbling.as_ref());
                         // Everything before this stream record is done (part of an aggregate
                         // may still be pending, so not the record itself).
-                        if let (Some(done), None) = (&previous, &tumbling) {
-                            self.checkpoint(shard, done, false)?;
+                        let done = previous.as_deref();
+                        if !self.invoke_gathered(shard, &mut pending, &mut tumbling, done, stop)? {
+                            return Ok(());
                         }
                         batching_start = self.options.clock.now_ms();
                     }
@@ -321,14 +316,10 @@ impl EventSourceMapping {
                     counted = true;
                 }
                 if pending.stream_records >= batch_size {
-                    let batch = pending.take();
-                    if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
-                        return Ok(());
-                    }
-                    pending = Gathered::empty(tumbling.as_ref());
                     // Every unit of this stream record was gathered and is now done.
-                    if let (Some(done), None) = (&read_upto, &tumbling) {
-                        self.checkpoint(shard, done, false)?;
+                    let done = read_upto.as_deref();
+                    if !self.invoke_gathered(shard, &mut pending, &mut tumbling, done, stop)? {
+                        return Ok(());
                     }
                     batching_start = self.options.clock.now_ms();
                 }
@@ -341,14 +332,12 @@ impl EventSourceMapping {
                 || end_of_shard
                 || (window_over && !pending.records.is_empty());
             if flush {
-                if !pending.records.is_empty() {
-                    let batch = pending.take();
-                    if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
-                        // Stopped mid-batch: the checkpoint stays before it.
-                        return Ok(());
-                    }
-                    // The window's state may have grown: count it afresh.
-                    pending = Gathered::empty(tumbling.as_ref());
+                // Stopped mid-batch: the checkpoint stays before it. Otherwise it is moved
+                // below, once nothing is pending.
+                if !pending.records.is_empty()
+                    && !self.invoke_gathered(shard, &mut pending, &mut tumbling, None, stop)?
+                {
+                    return Ok(());
                 }
                 batching_start = self.options.clock.now_ms();
             }
@@ -426,6 +415,29 @@ impl EventSourceMapping {
             })
             .collect();
         Units::Many(users.into_iter())
+    }
+
+    /// Invokes what is gathered and starts gathering afresh, then checkpoints `done` unless a
+    /// tumbling window is open (its records are done only after its final invocation).
+    /// Returns `false` when stopped mid-batch.
+    fn invoke_gathered(
+        &self,
+        shard: &str,
+        pending: &mut Gathered,
+        tumbling: &mut Option<OpenWindow>,
+        done: Option<&str>,
+        stop: &AtomicBool,
+    ) -> Result<bool> {
+        let batch = pending.take();
+        if !self.process_batch(shard, batch, stop, tumbling.as_mut())? {
+            return Ok(false);
+        }
+        // The window's state may have grown: count it afresh.
+        *pending = Gathered::empty(tumbling.as_ref());
+        if let (Some(done), None) = (done, tumbling.as_ref()) {
+            self.checkpoint(shard, done, false)?;
+        }
+        Ok(true)
     }
 
     /// Invokes what is gathered of a tumbling window, makes its final invocations, and then

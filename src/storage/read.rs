@@ -170,7 +170,7 @@ fn visit_shared(
     } else {
         &mut own
     };
-    let (header, section_start) = {
+    let header = {
         let view = load_batch(
             source,
             position,
@@ -185,7 +185,7 @@ fn visit_shared(
                 return Ok((header, each(&view, Some(map))));
             }
         }
-        (header, BATCH_HEADER_LEN)
+        header
     };
     let backing = if header.codec == CodecId::None {
         Bytes::from(own)
@@ -193,7 +193,7 @@ fn visit_shared(
         Bytes::from(buffers.scratch.take_records())
     };
     let section = if header.codec == CodecId::None {
-        backing.get(section_start..header.length as usize)
+        backing.get(BATCH_HEADER_LEN..header.length as usize)
     } else {
         Some(backing.as_ref())
     };

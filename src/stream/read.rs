@@ -143,21 +143,15 @@ impl Stream {
             bytes_max: GET_RECORDS_BYTES_MAX,
         };
         let index = token.shard_index;
-        // The trim horizon is the first record that arrived at or after the expiry cutoff, so
-        // if the first record read arrived at or after it, the horizon is at or before that
-        // record and reading from the iterator's position is right. Only a first record older
-        // than the cutoff needs the horizon itself, whose timestamp search maps a segment:
-        // paying it on every call cost a mapping per page.
-        let cutoff = self.expiry_cutoff_ms(&state);
-        let mut from = token.log_sequence;
-        let mut horizon_checked = false;
-        let next = loop {
+        // Reads from `from`; with a cutoff, stops at once (returning `true`) if the first record
+        // arrived before it.
+        let mut read_from = |from: u64, cutoff: Option<i64>| -> Result<(u64, bool)> {
             let mut expired_first = false;
             let next = shard.log.scan(from, limits, |r| {
                 if end.is_some_and(|end| r.record.sequence >= end) {
                     return false;
                 }
-                if records.is_empty() && !horizon_checked && r.record.timestamp_ms < cutoff {
+                if cutoff.is_some_and(|c| records.is_empty() && r.record.timestamp_ms < c) {
                     expired_first = true;
                     return false;
                 }
@@ -171,12 +165,19 @@ impl Stream {
                 });
                 true
             })?;
-            if !expired_first {
-                break next;
-            }
-            from = from.max(self.trim_horizon(&state, shard)?);
-            horizon_checked = true;
+            Ok((next, expired_first))
         };
+        // The trim horizon is the first record that arrived at or after the expiry cutoff, so
+        // if the first record read arrived at or after it, the horizon is at or before that
+        // record and reading from the iterator's position is right. Only a first record older
+        // than the cutoff needs the horizon itself, whose timestamp search maps a segment:
+        // paying it on every call cost a mapping per page.
+        let mut from = token.log_sequence;
+        let (mut next, expired_first) = read_from(from, Some(self.expiry_cutoff_ms(&state)))?;
+        if expired_first {
+            from = from.max(self.trim_horizon(&state, shard)?);
+            next = read_from(from, None)?.0;
+        }
         let next = next.max(from);
         let latest = shard.log.next_sequence()?;
         let millis_behind_latest = if next >= latest {

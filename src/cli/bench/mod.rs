@@ -408,11 +408,12 @@ pub fn run(args: BenchArgs) -> Outcome {
 
     say("read back");
     stream.sync()?;
-    let (mut read_time, mut read_records, mut read_bytes) = (Duration::MAX, 0, 0);
-    for _ in 0..READ_RUNS {
+    let (mut read_records, mut read_bytes) = (0, 0);
+    let read_time = best_of(READ_RUNS, || {
         let (time, records, bytes) = read_all(&stream)?;
-        (read_time, read_records, read_bytes) = (read_time.min(time), records, bytes);
-    }
+        (read_records, read_bytes) = (records, bytes);
+        Ok(time)
+    })?;
     if read_records != args.records as u64 {
         return Err(Failure::usage(format!(
             "bench: read {read_records} records, produced {}",
