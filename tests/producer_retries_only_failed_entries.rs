@@ -77,9 +77,9 @@ fn partial_failures_are_retried_until_everything_lands() {
     let stored = read_in_lineage_order(&stream);
     assert_eq!(stored.len(), 2000, "each record exactly once");
     // Every reported sequence number names the record it was reported for.
-    let by_seq: BTreeMap<&str, &[u8]> = stored
+    let by_seq: BTreeMap<String, &[u8]> = stored
         .iter()
-        .map(|r| (r.sequence_number.as_str(), &r.data[..]))
+        .map(|r| (r.sequence_number.to_string(), &r.data[..]))
         .collect();
     for (i, outcome) in report.records.iter().enumerate() {
         match outcome {

@@ -74,7 +74,7 @@ fn concurrent_puts_are_exactly_once_and_ordered_per_key() {
         acked_count,
         "every acknowledged record, once"
     );
-    let unique: BTreeSet<&str> = records.iter().map(|r| r.sequence_number.as_str()).collect();
+    let unique: BTreeSet<_> = records.iter().map(|r| r.sequence_number).collect();
     assert_eq!(unique.len(), records.len(), "no sequence number repeats");
     let by_seq: BTreeMap<&str, &str> = acked
         .iter()
@@ -83,7 +83,7 @@ fn concurrent_puts_are_exactly_once_and_ordered_per_key() {
         .collect();
     for r in &records {
         assert_eq!(
-            by_seq.get(r.sequence_number.as_str()).copied(),
+            by_seq.get(r.sequence_number.to_string().as_str()).copied(),
             Some(std::str::from_utf8(&r.data).unwrap())
         );
     }
@@ -91,7 +91,7 @@ fn concurrent_puts_are_exactly_once_and_ordered_per_key() {
     let mut read_per_key: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
     for r in &records {
         read_per_key
-            .entry(r.partition_key.as_str())
+            .entry(&r.partition_key[..])
             .or_default()
             .push(&r.data);
     }

@@ -253,7 +253,7 @@ fn resharding_while_writing_loses_and_duplicates_nothing() {
     let mut read_per_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &records {
         read_per_key
-            .entry(r.partition_key.clone())
+            .entry(r.partition_key.to_string())
             .or_default()
             .push(String::from_utf8(r.data.to_vec()).unwrap());
     }

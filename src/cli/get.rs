@@ -60,7 +60,7 @@ pub struct GetArgs {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Line<'a> {
-    sequence_number: &'a str,
+    sequence_number: &'a shardlog::stream::SequenceNumber,
     #[serde(skip_serializing_if = "Option::is_none")]
     sub_sequence_number: Option<u64>,
     approximate_arrival_timestamp: f64,

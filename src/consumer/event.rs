@@ -1,6 +1,9 @@
 //! The exact Lambda Kinesis event and the on-failure destination record.
 
+use bytestring::ByteString;
+
 use super::record_json::IdentityJson;
+use crate::stream::SequenceNumber;
 
 /// Identity of the mapping as it appears in events and failure records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,9 +23,9 @@ pub struct MappingIdentity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolledRecord {
     /// Its sequence number.
-    pub sequence_number: String,
-    /// Its partition key.
-    pub partition_key: String,
+    pub sequence_number: SequenceNumber,
+    /// Its partition key (shares the stored batch's bytes, as `data` does).
+    pub partition_key: ByteString,
     /// Its data: as stored, or one user record of a KPL aggregate when the mapping
     /// de-aggregates. Shares the stored batch's bytes (no copy per record).
     pub data: bytes::Bytes,

@@ -10,6 +10,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::stream::SequenceNumber;
 
 fn invalid(detail: &str) -> Error {
     Error::InvalidParameterValue(format!("Invalid filter pattern definition. ({detail})"))
@@ -263,7 +264,7 @@ impl Filters {
     pub fn keep(
         &self,
         partition_key: &str,
-        sequence_number: &str,
+        sequence_number: SequenceNumber,
         arrival_seconds: f64,
         data: &[u8],
     ) -> bool {
@@ -274,7 +275,7 @@ impl Filters {
         event.insert("partitionKey".into(), Value::String(partition_key.into()));
         event.insert(
             "sequenceNumber".into(),
-            Value::String(sequence_number.into()),
+            Value::String(sequence_number.to_string()),
         );
         event.insert("kinesisSchemaVersion".into(), Value::String("1.0".into()));
         if let Some(n) = serde_json::Number::from_f64(arrival_seconds) {
@@ -362,11 +363,11 @@ mod tests {
     #[test]
     fn non_json_data_never_matches_a_data_pattern() {
         let filters = Filters::parse(&[r#"{"data": {"kind": ["click"]}}"#.to_string()]).unwrap();
-        assert!(filters.keep("k", "1", 1.0, br#"{"kind":"click"}"#));
-        assert!(!filters.keep("k", "1", 1.0, b"kind=click"));
+        assert!(filters.keep("k", SequenceNumber::new(1, 0), 1.0, br#"{"kind":"click"}"#));
+        assert!(!filters.keep("k", SequenceNumber::new(1, 0), 1.0, b"kind=click"));
         let metadata = Filters::parse(&[r#"{"partitionKey": ["k"]}"#.to_string()]).unwrap();
-        assert!(metadata.keep("k", "1", 1.0, b"not json"));
-        assert!(Filters::default().keep("x", "1", 1.0, b""));
+        assert!(metadata.keep("k", SequenceNumber::new(1, 0), 1.0, b"not json"));
+        assert!(Filters::default().keep("x", SequenceNumber::new(1, 0), 1.0, b""));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::window::{
     answer_state, state_too_large, window_fields, LaneWindow, WindowAnswer, WindowBounds,
 };
 use crate::error::Result;
+use crate::stream::SequenceNumber;
 
 impl EventSourceMapping {
     pub(crate) fn exhausted(&self, invokes: u64) -> bool {
@@ -107,8 +108,8 @@ impl EventSourceMapping {
                 at_ms,
                 shard: shard.to_string(),
                 lane,
-                first_sequence: batch.first().map(|p| p.record.sequence_number.clone()),
-                last_sequence: batch.last().map(|p| p.record.sequence_number.clone()),
+                first_sequence: batch.first().map(|p| p.record.sequence_number.to_string()),
+                last_sequence: batch.last().map(|p| p.record.sequence_number.to_string()),
                 records: batch.len(),
                 attempt: invokes,
                 final_for_window: false,
@@ -149,10 +150,8 @@ impl EventSourceMapping {
             });
             let verdict = match &outcome {
                 Invocation::Returned(response) if self.config.reports_batch_item_failures() => {
-                    let seqs: Vec<&str> = batch
-                        .iter()
-                        .map(|p| p.record.sequence_number.as_str())
-                        .collect();
+                    let seqs: Vec<SequenceNumber> =
+                        batch.iter().map(|p| p.record.sequence_number).collect();
                     judge(response.as_ref(), &seqs)
                 }
                 _ => BatchVerdict::Success,
@@ -227,7 +226,7 @@ impl EventSourceMapping {
                         self.config.parallelization_factor,
                         window.as_ref(),
                     ) {
-                        self.checkpoint(shard, &done.record.sequence_number, false)?;
+                        self.checkpoint(shard, &done.record.sequence_number.to_string(), false)?;
                     }
                     if self.exhausted(invokes) {
                         self.discard(
@@ -261,7 +260,7 @@ impl EventSourceMapping {
         let len = batch.len() as u64;
         let decision = |reported: bool| {
             let sequence = |p: Option<&Pending>| {
-                p.map(|p| p.record.sequence_number.clone())
+                p.map(|p| p.record.sequence_number.to_string())
                     .unwrap_or_default()
             };
             move |at_ms| Decision::Discard {

@@ -13,7 +13,8 @@ use super::mapping::EventSourceMapping;
 use super::window::{LaneWindow, OpenWindow, WindowBounds};
 use crate::error::{Error, Result};
 use crate::format::kpl;
-use crate::stream::{KinesisRecord, ShardIteratorType};
+use crate::stream::{KinesisRecord, SequenceNumber, ShardIteratorType};
+use bytestring::ByteString;
 
 /// Lambda's synchronous invocation payload limit: 6 MB.
 pub const INVOKE_PAYLOAD_BYTES_MAX: usize = 6 * 1000 * 1000;
@@ -24,8 +25,8 @@ const POLL_PAGE_RECORDS: usize = 10_000;
 
 /// One record as the function will see it (a user record when de-aggregating).
 struct Unit {
-    sequence_number: String,
-    partition_key: String,
+    sequence_number: SequenceNumber,
+    partition_key: ByteString,
     data: bytes::Bytes,
     sub_sequence_number: Option<u64>,
 }
@@ -206,10 +207,7 @@ impl EventSourceMapping {
             .source
             .get_shard_iterator(shard, &self.start_position(shard))?;
         let mut pending = Gathered::empty(None);
-        let mut read_upto: Option<String> = None;
-        // The sequence number read before the current record. It and `read_upto` trade
-        // buffers record by record, so remembering them allocates nothing per record.
-        let mut previous: Option<String> = None;
+        let mut read_upto: Option<SequenceNumber> = None;
         let batching_window_ms = i64::from(self.config.maximum_batching_window_in_seconds) * 1000;
         let tumbling_ms = i64::from(self.config.tumbling_window_in_seconds) * 1000;
         let lanes = self.config.parallelization_factor as usize;
@@ -238,7 +236,7 @@ impl EventSourceMapping {
                     // filtered, and pending batches and an open window are kept), or from the
                     // checkpoint when this run has read nothing yet.
                     let resume = match &read_upto {
-                        Some(seq) => ShardIteratorType::AfterSequenceNumber(seq.clone()),
+                        Some(seq) => ShardIteratorType::AfterSequenceNumber(seq.to_string()),
                         None => self.start_position(shard),
                     };
                     iterator = self.source.get_shard_iterator(shard, &resume)?;
@@ -250,14 +248,8 @@ impl EventSourceMapping {
             self.metrics
                 .update(shard, |c| c.polled_event_count += count);
             for r in page.records {
-                std::mem::swap(&mut previous, &mut read_upto);
-                match &mut read_upto {
-                    Some(buffer) => {
-                        buffer.clear();
-                        buffer.push_str(&r.sequence_number);
-                    }
-                    None => read_upto = Some(r.sequence_number.clone()),
-                }
+                // The sequence number read before this record.
+                let previous = read_upto.replace(r.sequence_number);
                 let seconds = r.approximate_arrival_timestamp_ms as f64 / 1000.0;
                 let arrival_ms = r.approximate_arrival_timestamp_ms;
                 // Whether a unit of this stream record is among the gathered ones.
@@ -265,7 +257,7 @@ impl EventSourceMapping {
                 for unit in self.units(r) {
                     if !self.filters.keep(
                         &unit.partition_key,
-                        &unit.sequence_number,
+                        unit.sequence_number,
                         seconds,
                         &unit.data,
                     ) {
@@ -276,13 +268,7 @@ impl EventSourceMapping {
                     if tumbling_ms > 0 {
                         if let Some(open) = tumbling.take_if(|w| !w.contains(arrival_ms)) {
                             // A record of a later window: finish the open one first.
-                            if !self.finish_window(
-                                shard,
-                                &mut pending,
-                                open,
-                                previous.as_deref(),
-                                stop,
-                            )? {
+                            if !self.finish_window(shard, &mut pending, open, previous, stop)? {
                                 return Ok(());
                             }
                             batching_start = self.options.clock.now_ms();
@@ -306,7 +292,7 @@ impl EventSourceMapping {
                         counted = false;
                         // Everything before this stream record is done (part of an aggregate
                         // may still be pending, so not the record itself).
-                        let done = previous.as_deref();
+                        let done = previous;
                         if !self.invoke_gathered(shard, &mut pending, &mut tumbling, done, stop)? {
                             return Ok(());
                         }
@@ -317,7 +303,7 @@ impl EventSourceMapping {
                 }
                 if pending.stream_records >= batch_size {
                     // Every unit of this stream record was gathered and is now done.
-                    let done = read_upto.as_deref();
+                    let done = read_upto;
                     if !self.invoke_gathered(shard, &mut pending, &mut tumbling, done, stop)? {
                         return Ok(());
                     }
@@ -352,22 +338,21 @@ impl EventSourceMapping {
                 }
                 if closes {
                     if let Some(open) = tumbling.take() {
-                        let upto = read_upto.clone();
-                        if !self.finish_window(shard, &mut pending, open, upto.as_deref(), stop)? {
+                        if !self.finish_window(shard, &mut pending, open, read_upto, stop)? {
                             return Ok(());
                         }
                     }
                 }
             }
             if pending.records.is_empty() && tumbling.is_none() {
-                if let Some(seq) = &read_upto {
-                    self.checkpoint(shard, seq, false)?;
+                if let Some(seq) = read_upto {
+                    self.checkpoint(shard, &seq.to_string(), false)?;
                 }
             }
             match page.next_shard_iterator {
                 None => {
                     let last = read_upto
-                        .clone()
+                        .map(String::from)
                         .or_else(|| self.checkpoints.get(shard).and_then(|c| c.sequence_number));
                     self.set_checkpoint(shard, last, true)?;
                     return Ok(());
@@ -408,8 +393,8 @@ impl EventSourceMapping {
         let users: Vec<Unit> = kpl::deaggregate(&r.partition_key, None, &r.data)
             .into_iter()
             .map(|user| Unit {
-                sequence_number: r.sequence_number.clone(),
-                partition_key: user.partition_key,
+                sequence_number: r.sequence_number,
+                partition_key: user.partition_key.into(),
                 data: user.data.into(),
                 sub_sequence_number: user.sub_sequence_number,
             })
@@ -425,7 +410,7 @@ impl EventSourceMapping {
         shard: &str,
         pending: &mut Gathered,
         tumbling: &mut Option<OpenWindow>,
-        done: Option<&str>,
+        done: Option<SequenceNumber>,
         stop: &AtomicBool,
     ) -> Result<bool> {
         let batch = pending.take();
@@ -435,7 +420,7 @@ impl EventSourceMapping {
         // The window's state may have grown: count it afresh.
         *pending = Gathered::empty(tumbling.as_ref());
         if let (Some(done), None) = (done, tumbling.as_ref()) {
-            self.checkpoint(shard, done, false)?;
+            self.checkpoint(shard, &done.to_string(), false)?;
         }
         Ok(true)
     }
@@ -448,7 +433,7 @@ impl EventSourceMapping {
         shard: &str,
         pending: &mut Gathered,
         mut window: OpenWindow,
-        upto: Option<&str>,
+        upto: Option<SequenceNumber>,
         stop: &AtomicBool,
     ) -> Result<bool> {
         // What follows the window is gathered without window fields.
@@ -460,7 +445,7 @@ impl EventSourceMapping {
             return Ok(false);
         }
         if let Some(upto) = upto {
-            self.checkpoint(shard, upto, false)?;
+            self.checkpoint(shard, &upto.to_string(), false)?;
         }
         Ok(true)
     }

@@ -140,7 +140,7 @@ impl IdentityJson {
         KINESIS_OPEN.len()
             + json_string_len(&record.partition_key)
             + SEQUENCE.len()
-            + record.sequence_number.len()
+            + record.sequence_number.decimal_len()
             + sub
             + record.data.len().div_ceil(3) * 4
             + TIMESTAMP.len()
@@ -149,7 +149,7 @@ impl IdentityJson {
             + 2
             + shard_id.len()
             + 1
-            + record.sequence_number.len()
+            + record.sequence_number.decimal_len()
             + NAME.len()
             + self.role_arn.len()
             + REGION.len()
@@ -165,7 +165,7 @@ impl IdentityJson {
         out.push_str(KINESIS_OPEN);
         write_json_string(out, &record.partition_key);
         out.push_str(SEQUENCE);
-        out.push_str(&record.sequence_number);
+        let _ = write!(out, "{}", record.sequence_number);
         match record.sub_sequence_number {
             Some(n) => {
                 out.push_str(SUB_SEQUENCE);
@@ -181,7 +181,7 @@ impl IdentityJson {
         out.push('"');
         out.push_str(shard_id);
         out.push(':');
-        out.push_str(&record.sequence_number);
+        let _ = write!(out, "{}", record.sequence_number);
         out.push('"');
         out.push_str(NAME);
         out.push_str(&self.role_arn);
@@ -204,7 +204,7 @@ mod tests {
     struct KinesisPart<'a> {
         kinesis_schema_version: &'a str,
         partition_key: &'a str,
-        sequence_number: &'a str,
+        sequence_number: &'a crate::stream::SequenceNumber,
         #[serde(skip_serializing_if = "Option::is_none")]
         sub_sequence_number: Option<u64>,
         data: String,
@@ -278,8 +278,8 @@ mod tests {
             log_sequence in any::<u64>(),
         ) {
             let record = PolledRecord {
-                sequence_number: (u128::from(log_sequence) << 32 | 3).to_string(),
-                partition_key: key,
+                sequence_number: crate::stream::SequenceNumber::new(3, log_sequence),
+                partition_key: key.into(),
                 data: data.into(),
                 arrival_ms,
                 sub_sequence_number: sub,

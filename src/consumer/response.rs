@@ -14,8 +14,9 @@ pub enum BatchVerdict {
     WholeFailure,
 }
 
-/// Judges a response against the batch's sequence numbers (in batch order).
-pub fn judge(response: Option<&Value>, sequence_numbers: &[&str]) -> BatchVerdict {
+/// Judges a response against the batch's sequence numbers (in batch order), anything that
+/// compares with the identifiers' decimal text.
+pub fn judge<S: PartialEq<str>>(response: Option<&Value>, sequence_numbers: &[S]) -> BatchVerdict {
     let failures = match response {
         None | Some(Value::Null) => return BatchVerdict::Success,
         Some(Value::String(s)) if s.is_empty() => return BatchVerdict::Success,
@@ -33,7 +34,7 @@ pub fn judge(response: Option<&Value>, sequence_numbers: &[&str]) -> BatchVerdic
         let Some(Value::String(id)) = item.get("itemIdentifier") else {
             return BatchVerdict::WholeFailure;
         };
-        let Some(index) = sequence_numbers.iter().position(|s| s == id) else {
+        let Some(index) = sequence_numbers.iter().position(|s| s.eq(id.as_str())) else {
             return BatchVerdict::WholeFailure;
         };
         lowest = Some(lowest.map_or(index, |l: usize| l.min(index)));
@@ -51,7 +52,7 @@ mod tests {
 
     #[test]
     fn aws_recorded_success_and_failure_cases() {
-        let seqs = ["10", "20", "30"];
+        let seqs = ["10", "20", "30"].map(String::from);
         for success in [
             json!(null),
             json!(""),

@@ -29,6 +29,17 @@ impl SequenceNumber {
         (self.0 >> 32) as u64
     }
 
+    /// Length of the decimal form, without formatting it.
+    pub fn decimal_len(self) -> usize {
+        // As in `Display`: the u128 logarithm is a slow loop, u64's a few instructions.
+        match u64::try_from(self.0) {
+            Ok(small) => small
+                .checked_ilog10()
+                .map_or(1, |digits| digits as usize + 1),
+            Err(_) => self.0.ilog10() as usize + 1,
+        }
+    }
+
     /// Parses a sequence number given by a caller; `what` names the parameter in the error.
     pub fn parse(text: &str, what: &str) -> Result<Self> {
         let pattern_ok = text == "0"
@@ -61,6 +72,55 @@ impl std::fmt::Display for SequenceNumber {
     }
 }
 
+impl serde::Serialize for SequenceNumber {
+    /// As Kinesis shows it: a decimal string.
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl From<SequenceNumber> for String {
+    fn from(number: SequenceNumber) -> String {
+        number.to_string()
+    }
+}
+
+/// Compares with a decimal string without allocating: equal only if `text` is exactly this
+/// number's decimal form (no leading zeros, no sign).
+impl PartialEq<str> for SequenceNumber {
+    fn eq(&self, text: &str) -> bool {
+        let canonical = text == "0" || !text.starts_with('0');
+        canonical && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u128>() == Ok(self.0)
+    }
+}
+
+impl PartialEq<&str> for SequenceNumber {
+    fn eq(&self, text: &&str) -> bool {
+        *self == **text
+    }
+}
+
+impl PartialEq<String> for SequenceNumber {
+    fn eq(&self, text: &String) -> bool {
+        *self == *text.as_str()
+    }
+}
+
+impl PartialEq<SequenceNumber> for String {
+    fn eq(&self, number: &SequenceNumber) -> bool {
+        *number == *self.as_str()
+    }
+}
+
+impl PartialEq<SequenceNumber> for &str {
+    fn eq(&self, number: &SequenceNumber) -> bool {
+        *number == **self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +132,11 @@ mod tests {
             let x = SequenceNumber::new(shard, a);
             prop_assert_eq!(SequenceNumber::parse(&x.to_string(), "s").unwrap(), x);
             prop_assert_eq!(x.shard_index(), shard);
+            prop_assert_eq!(x.decimal_len(), x.to_string().len());
+            let text = x.to_string();
+            prop_assert!(x == text.as_str() && text == x);
+            let (padded, longer) = (format!("0{}", x), format!("{}0", x));
+            prop_assert!(x != padded.as_str() && x != longer.as_str());
             prop_assert_eq!(x.log_sequence(), a);
             prop_assert_eq!(a < b, x < SequenceNumber::new(shard, b));
         }

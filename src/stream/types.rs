@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use bytestring::ByteString;
 use serde::Serialize;
+
+use super::SequenceNumber;
 
 use crate::format::codec::Compression;
 use crate::storage::Durability;
@@ -120,15 +123,15 @@ pub enum ShardIteratorType {
 /// A record as `get_records` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KinesisRecord {
-    /// Sequence number.
-    pub sequence_number: String,
+    /// Sequence number: held as a number, shown (`Display`, serde) as Kinesis' decimal string.
+    pub sequence_number: SequenceNumber,
     /// Arrival time, ms since the epoch.
     pub approximate_arrival_timestamp_ms: i64,
     /// Payload: shares the stored batch's bytes (a mapped segment, or the batch's buffer), so
     /// a page of records costs no per-record copy; keeping it keeps that batch's memory.
     pub data: bytes::Bytes,
-    /// Partition key.
-    pub partition_key: String,
+    /// Partition key: like `data`, a slice of the stored batch's bytes (no allocation).
+    pub partition_key: ByteString,
 }
 
 /// An inclusive hash-key range in decimal, as Kinesis shows it.

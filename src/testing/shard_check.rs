@@ -42,9 +42,9 @@ pub(super) fn read_shard(
         let page = stream.get_records(&iterator, 10_000)?;
         let empty = page.records.is_empty();
         out.extend(page.records.into_iter().map(|r| Got {
-            sequence_number: r.sequence_number,
+            sequence_number: r.sequence_number.to_string(),
             approximate_arrival_timestamp_ms: r.approximate_arrival_timestamp_ms,
-            partition_key: r.partition_key,
+            partition_key: r.partition_key.to_string(),
             data: r.data.to_vec(),
         }));
         match page.next_shard_iterator {
