@@ -101,13 +101,8 @@ fn seconds_len(arrival_ms: i64) -> usize {
     usize::from(arrival_ms < 0) + decimal_len(ms / 1000) + 1 + trimmed_fraction(ms % 1000).1
 }
 
-fn decimal_len(mut n: u64) -> usize {
-    let mut digits = 1;
-    while n >= 10 {
-        n /= 10;
-        digits += 1;
-    }
-    digits
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |digits| digits as usize + 1)
 }
 
 /// The parts of a record's JSON that depend only on the mapping, escaped once.
@@ -137,19 +132,23 @@ impl IdentityJson {
         let sub = record.sub_sequence_number.map_or(DATA.len(), |n| {
             SUB_SEQUENCE.len() + decimal_len(n) + DATA_AFTER_SUB.len()
         });
-        KINESIS_OPEN.len()
+        self.fixed_len()
             + json_string_len(&record.partition_key)
-            + SEQUENCE.len()
-            + record.sequence_number.decimal_len()
+            + record.sequence_number.decimal_len() * 2
             + sub
             + record.data.len().div_ceil(3) * 4
-            + TIMESTAMP.len()
             + seconds_len(record.arrival_ms)
+            + shard_id.len()
+    }
+
+    /// The bytes of a record's JSON that are the same for every record of the mapping.
+    fn fixed_len(&self) -> usize {
+        KINESIS_OPEN.len()
+            + SEQUENCE.len()
+            + TIMESTAMP.len()
             + SOURCE.len()
             + 2
-            + shard_id.len()
             + 1
-            + record.sequence_number.decimal_len()
             + NAME.len()
             + self.role_arn.len()
             + REGION.len()

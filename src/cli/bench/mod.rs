@@ -499,7 +499,7 @@ pub fn run(args: BenchArgs) -> Outcome {
         "zstd_disk_vs_naive": zstd_disk as f64 / naive_size as f64,
         "durable_vs_fdatasync": durable_mbps / sync_bandwidth,
         "durable_p99_vs_fdatasync_p50": durable_p99.as_secs_f64() / sync_p50.as_secs_f64().max(1e-9),
-        "consume_vs_get_records": consume_rps / consumed.get_records_per_s,
+        "consume_vs_get_records": consumed.no_op_records_per_s / consumed.get_records_per_s,
         "clean_reopen_vs_verify": reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
     });
     let figures = json!({
@@ -514,6 +514,8 @@ pub fn run(args: BenchArgs) -> Outcome {
         "durable_mb_per_s": durable_mbps, "durable_put_p99_ms": durable_p99.as_secs_f64() * 1e3,
         "fdatasync_1mib_mb_per_s": sync_bandwidth, "fdatasync_4kib_p50_ms": sync_p50.as_secs_f64() * 1e3,
         "consumer_records_per_s": consume_rps, "get_records_per_s": get_rps,
+        "consumer_no_op_records_per_s": consumed.no_op_records_per_s,
+        "consumer_with_poison_vs_get_records": consume_rps / consumed.get_records_per_s,
         "consumer_json_event_records_per_s": consumed.json_records_per_s,
         "get_records_per_shard_thread_records_per_s": consumed.get_records_per_s,
         "poison_planted": poison_count, "poison_found_in_destination": poison_found,
@@ -579,7 +581,13 @@ pub fn run(args: BenchArgs) -> Outcome {
             durable_p99.as_secs_f64() / sync_p50.as_secs_f64().max(1e-9),
         );
         row(
-            "consume records/s (get_records)",
+            "consume records/s, no-op function (get_records)",
+            format!("{:.0}", consumed.no_op_records_per_s),
+            format!("{:.0}", consumed.get_records_per_s),
+            consumed.no_op_records_per_s / consumed.get_records_per_s,
+        );
+        row(
+            "consume records/s, poison pipeline (get_records)",
             format!("{consume_rps:.0}"),
             format!("{:.0}", consumed.get_records_per_s),
             consume_rps / consumed.get_records_per_s,
