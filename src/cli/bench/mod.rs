@@ -12,13 +12,16 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::json;
 use shardlog::format::codec::Compression;
-use shardlog::storage::{Durability, SimRng};
+use shardlog::storage::Durability;
 use shardlog::stream::{PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig};
 
 use super::{Failure, Outcome};
 
 mod consume;
 mod kill;
+mod payload;
+
+use payload::{Payload, PayloadPool};
 
 /// Arguments of `shardlog bench`.
 #[derive(Debug, Args)]
@@ -53,6 +56,10 @@ pub struct BenchArgs {
     /// Records of the durable (Always, 8 threads) phase.
     #[arg(long, default_value_t = 40_000)]
     durable_records: usize,
+    /// What the records hold: `events` (clickstream JSON: ids, timestamps, user, page, cart
+    /// items, a note) or `words` (a short header, then free text of 16 words and numbers).
+    #[arg(long, value_enum, default_value = "events")]
+    payload: Payload,
     /// Keep the data here instead of a temporary directory.
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -64,17 +71,17 @@ pub struct BenchArgs {
 pub(super) const POISON_KEY: &str = "poison";
 
 /// The records of a run, generated on demand from their index, so none is held in memory.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(super) struct Workload {
     count: usize,
     size: usize,
     poison_every: usize,
+    payloads: Arc<PayloadPool>,
 }
 
 impl Workload {
     pub(super) fn record(&self, i: usize) -> Vec<u8> {
-        let mut rng = SimRng::new(0x5eed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        event(&mut rng, i, self.size)
+        self.payloads.record(i)
     }
 
     fn key(&self, i: usize) -> String {
@@ -88,34 +95,6 @@ impl Workload {
     fn payload_bytes(&self) -> u64 {
         (self.count * self.size) as u64
     }
-}
-
-/// Seeded, varied JSON events: ids, timestamps, numbers and words, padded to `size` with
-/// more words; never repeated, never zero bytes.
-fn event(rng: &mut SimRng, i: usize, size: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "click", "view", "purchase", "scroll", "search", "login", "logout", "cart", "checkout",
-        "refund", "share", "like", "comment", "follow", "play", "pause",
-    ];
-    let mut text = format!(
-        "{{\"id\":{i},\"ts\":{},\"user\":\"u{}\",\"kind\":\"{}\",\"amount\":{}.{:02},\"words\":\"",
-        1_700_000_000_000u64 + rng.below(86_400_000),
-        rng.below(100_000),
-        WORDS[rng.below(16) as usize],
-        rng.below(10_000),
-        rng.below(100)
-    );
-    while text.len() + 2 < size {
-        text.push_str(WORDS[rng.below(16) as usize]);
-        text.push(' ');
-        if rng.chance(20) {
-            text.push_str(&rng.below(1_000_000).to_string());
-            text.push(' ');
-        }
-    }
-    text.truncate(size.saturating_sub(2));
-    text.push_str("\"}");
-    text.into_bytes()
 }
 
 fn mbps(bytes: u64, elapsed: Duration) -> f64 {
@@ -158,7 +137,7 @@ pub(super) fn io_failure(what: &str, e: std::io::Error) -> Failure {
 }
 
 /// The naive baseline: a buffered file of length-prefixed, CRC-checked records.
-fn naive(path: &Path, work: Workload) -> Result<(Duration, Duration, u64), Failure> {
+fn naive(path: &Path, work: &Workload) -> Result<(Duration, Duration, u64), Failure> {
     let started = Instant::now();
     let file = File::create(path).map_err(|e| io_failure("naive create", e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
@@ -199,7 +178,7 @@ fn best_of(
 }
 
 /// Reads the naive file back, checking every record's CRC.
-fn naive_read(path: &Path, work: Workload) -> Result<Duration, Failure> {
+fn naive_read(path: &Path, work: &Workload) -> Result<Duration, Failure> {
     let started = Instant::now();
     let mut input = BufReader::with_capacity(
         1 << 20,
@@ -239,7 +218,7 @@ enum Generation {
 /// and every call's latency.
 fn produce(
     stream: &Arc<Stream>,
-    work: Workload,
+    work: &Workload,
     threads: usize,
     batch: usize,
     generation: Generation,
@@ -252,6 +231,7 @@ fn produce(
         .map(|t| {
             let stream = stream.clone();
             let ready = ready.clone();
+            let work = work.clone();
             std::thread::spawn(move || -> Result<Vec<Duration>, String> {
                 let start = t * chunk;
                 let end = (start + chunk).min(work.count);
@@ -380,6 +360,7 @@ pub fn run(args: BenchArgs) -> Outcome {
         count: args.records,
         size: args.record_size,
         poison_every: (args.records / 5).max(1),
+        payloads: Arc::new(PayloadPool::new(args.payload, args.record_size)),
     };
     let poison_count = (0..work.count)
         .filter(|&i| work.key(i).starts_with(POISON_KEY))
@@ -387,7 +368,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     let payload_bytes = work.payload_bytes();
 
     say("naive baseline");
-    let (naive_write, naive_read, naive_size) = naive(&dir.join("naive.log"), work)?;
+    let (naive_write, naive_read, naive_size) = naive(&dir.join("naive.log"), &work)?;
 
     say("produce");
     let store = Store::open(dir.join("store"))?;
@@ -400,7 +381,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     let stream = store.create_stream("bench", &config)?;
     let (produce_time, latencies) = produce(
         &stream,
-        work,
+        &work,
         args.producer_threads,
         args.batch_size,
         Generation::Streamed,
@@ -429,7 +410,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     let zstd = store.create_stream("bench-zstd", &zstd_config)?;
     let (zstd_time, _) = produce(
         &zstd,
-        work,
+        &work,
         args.producer_threads,
         args.batch_size,
         Generation::Streamed,
@@ -444,7 +425,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     let (sync_bandwidth, sync_p50) = fdatasync_baseline(&dir)?;
     let durable_work = Workload {
         count: args.durable_records.min(args.records),
-        ..work
+        ..work.clone()
     };
     let durable = store.create_stream(
         "bench-durable",
@@ -455,7 +436,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     )?;
     let (durable_time, durable_latencies) = produce(
         &durable,
-        durable_work,
+        &durable_work,
         8,
         args.batch_size.min(100),
         Generation::Prepared,
