@@ -49,7 +49,8 @@ pub(super) fn kill_nine(dir: &Path, work: &Workload) -> Result<KillNine, Failure
     let mut child = Command::new(exe)
         .arg("--data-dir")
         .arg(&data)
-        .args(["put-lines", "crash", "--partition-key-field", "user"])
+        // Every payload shape has its record id as a top-level string.
+        .args(["put-lines", "crash", "--partition-key-field", "id"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -84,6 +85,12 @@ pub(super) fn kill_nine(dir: &Path, work: &Workload) -> Result<KillNine, Failure
     let bytes_scanned = reports.iter().map(|(_, r)| r.bytes_scanned).sum();
     let bytes_truncated = reports.iter().map(|(_, r)| r.bytes_truncated).sum();
     let records_recovered = stream.verify()?.iter().map(|(_, r)| r.records).sum::<u64>();
+    if records_recovered == 0 {
+        // A phase that wrote nothing would report a perfect recovery of nothing.
+        return Err(Failure::usage(
+            "bench: the killed put-lines wrote no record (it failed before the kill)",
+        ));
+    }
     Ok(KillNine {
         stream_bytes,
         bytes_scanned,
