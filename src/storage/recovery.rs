@@ -40,8 +40,11 @@ pub struct RecoveryReport {
     pub segments_scanned: u64,
     /// Bytes of batches read to validate them.
     pub bytes_scanned: u64,
-    /// Bytes cut from the tail of the last segment.
+    /// Bytes cut from the end of the log: a torn tail, and the segments dropped after it.
     pub bytes_truncated: u64,
+    /// Segments deleted because they followed a segment whose end was torn (its seal was
+    /// deferred and never became durable, so nothing after it was ever synced).
+    pub segments_dropped: u64,
     /// Whole, valid batches found inside the truncated tail (they followed an invalid one, so
     /// they were not acknowledged as durable and cannot be kept without a gap).
     pub batches_dropped: u64,
@@ -229,55 +232,135 @@ pub(crate) fn recover(
         });
     };
 
+    // Segments before the checkpoint's active one were sealed durably before that checkpoint
+    // was written: their footers are trusted and nothing in them is read. From it on (every
+    // segment, without a checkpoint), a roll may have written a footer whose fsync never
+    // happened (sealing is deferred under `Interval` and `None`), so each is validated.
+    let first_validated = checkpoint.map_or(0, |cp| cp.active_base).min(last_base);
     let mut sealed = Vec::with_capacity(bases.len());
-    for &base in sealed_bases {
+    for &base in sealed_bases.iter().filter(|&&b| b < first_validated) {
         let segment = open_sealed(vfs, dir, base, options)?;
         check_contiguous(&sealed, &segment.path, base)?;
         sealed.push(Arc::new(segment));
     }
-
-    let last_path = dir.join(segment_file_name(last_base));
-    let last_file = vfs
-        .open(&last_path, OpenMode::ReadWrite)
-        .map_err(io_err(&last_path, "open"))?;
-    check_contiguous(&sealed, &last_path, last_base)?;
-    if let Some(footer) = read_footer(last_file.as_ref(), &last_path, last_base)? {
-        // The writer stopped between sealing this segment and creating the next one.
-        sealed.push(Arc::new(SealedSegment::new(
-            dir,
-            footer,
-            true,
-            options.index_interval_bytes,
-        )));
-        let now = options.clock.now_ms();
-        let file = create_segment(vfs, dir, footer.next_sequence, now)?;
-        let cursor = ScanCursor::at_start(footer.next_sequence);
-        let active = ActiveSegment::new(
-            dir,
-            footer.next_sequence,
-            file,
-            now,
-            tip_of(&cursor),
-            Vec::new(),
-        );
+    let validated: Vec<u64> = bases
+        .iter()
+        .copied()
+        .filter(|&b| b >= first_validated)
+        .collect();
+    for (k, &base) in validated.iter().enumerate() {
+        let is_last = k + 1 == validated.len();
+        let path = dir.join(segment_file_name(base));
+        let file = vfs
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(io_err(&path, "open"))?;
+        check_contiguous(&sealed, &path, base)?;
+        let footer = read_footer(file.as_ref(), &path, base)?;
+        let cp = checkpoint.filter(|cp| cp.active_base == base);
+        let end = footer.map(|f| f.data_end);
+        let scanned = match scan_segment(vfs, dir, options, base, file.as_ref(), cp, end, report)? {
+            Scanned::TornCreation { len } if is_last => {
+                // A segment is created and its header synced before any batch is written to
+                // it (or any later segment created), so a bad header with nothing after it
+                // is a creation torn by a crash: start it afresh.
+                report.bytes_truncated += len;
+                return fresh_active(vfs, dir, options, base, sealed);
+            }
+            Scanned::TornCreation { .. } => {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    CorruptReason::Footer("invalid header in a segment that others follow"),
+                ))
+            }
+            Scanned::Batches(scanned) => scanned,
+        };
+        let sealed_footer = footer.filter(|f| {
+            scanned.cursor.position == f.data_end && scanned.cursor.next_sequence == f.next_sequence
+        });
+        if let Some(footer) = sealed_footer {
+            // Every batch up to the footer is whole: the seal is completed here.
+            if !scanned.clean {
+                file.sync_data().map_err(io_err(&path, "fsync"))?;
+                let index_path = dir.join(index_file_name(base));
+                write_atomically(vfs, &index_path, &encode_index_file(base, &scanned.index))
+                    .map_err(io_err(&index_path, "write index"))?;
+            }
+            sealed.push(Arc::new(SealedSegment::with_index(
+                dir,
+                footer,
+                options.index_interval_bytes,
+                scanned.index,
+            )));
+            if is_last {
+                // The writer stopped between sealing this segment and creating the next one.
+                return fresh_active(vfs, dir, options, footer.next_sequence, sealed);
+            }
+            continue;
+        }
+        // The log ends in this segment: its torn tail (and any footer) is cut, and the
+        // segments after it go, since they follow a gap (none of them was ever synced: a
+        // later segment is synced only after every seal before it).
+        let dropped = later_segments(&validated, k);
+        let active = finish_active(vfs, dir, base, file, scanned, report)?;
+        drop_segments(vfs, dir, dropped, report)?;
         return Ok(Recovered {
+            cursor: active.1,
             segments: Segments {
                 sealed,
-                active: Some(Arc::new(active)),
+                active: Some(Arc::new(active.0)),
             },
-            cursor,
         });
     }
+    Err(Error::Internal(
+        "recovery found segments but validated none".into(),
+    ))
+}
 
-    let (active, cursor) = recover_active(
-        vfs,
-        dir,
-        options,
-        last_base,
-        last_file,
-        checkpoint.filter(|cp| cp.active_base == last_base),
-        report,
-    )?;
+/// The segments after the `k`th of `validated`.
+fn later_segments(validated: &[u64], k: usize) -> &[u64] {
+    validated.get(k + 1..).unwrap_or_default()
+}
+
+/// Deletes the files of segments that follow the end of a recovered log.
+fn drop_segments(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    bases: &[u64],
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    for &base in bases {
+        for path in segment_paths(dir, base) {
+            let len = vfs
+                .open(&path, OpenMode::Read)
+                .and_then(|f| f.len())
+                .unwrap_or(0);
+            match vfs.remove_file(&path) {
+                Ok(()) => report.bytes_truncated += len,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path, "remove")(e)),
+            }
+        }
+        report.segments_dropped += 1;
+    }
+    if !bases.is_empty() {
+        vfs.sync_dir(dir).map_err(io_err(dir, "fsync dir"))?;
+    }
+    Ok(())
+}
+
+/// A new, empty active segment at `base` after `sealed`.
+fn fresh_active(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    options: &LogOptions,
+    base: u64,
+    sealed: Vec<Arc<SealedSegment>>,
+) -> Result<Recovered> {
+    let now = options.clock.now_ms();
+    let file = create_segment(vfs, dir, base, now)?;
+    let cursor = ScanCursor::at_start(base);
+    let active = ActiveSegment::new(dir, base, file, now, tip_of(&cursor), Vec::new());
     Ok(Recovered {
         segments: Segments {
             sealed,
@@ -327,21 +410,44 @@ fn trusted_index_prefix(
     (index_digest(prefix) == cp.index_digest).then_some(entries)
 }
 
+/// What validating one segment found.
+enum Scanned {
+    /// Its header is invalid and nothing follows it.
+    TornCreation { len: u64 },
+    /// Its valid batches, from the start or the checkpoint's recovery point.
+    Batches(ScannedBatches),
+}
+
+struct ScannedBatches {
+    created_ms: i64,
+    /// Just after the last valid batch.
+    cursor: ScanCursor,
+    index: Vec<IndexEntry>,
+    /// The checkpoint carried the clean mark and nothing followed its recovery point.
+    clean: bool,
+    /// Bytes in the file.
+    len: u64,
+}
+
+/// Validates a segment's batches, after the checkpoint's recovery point when `checkpoint`
+/// names this segment and its index prefix checks out, up to `end` (a footer's data end) or
+/// the end of the file; stops at the first invalid batch.
 #[allow(clippy::too_many_arguments)]
-fn recover_active(
+fn scan_segment(
     vfs: &dyn Vfs,
     dir: &Path,
     options: &LogOptions,
     base: u64,
-    file: Arc<dyn VfsFile>,
+    file: &dyn VfsFile,
     checkpoint: Option<Checkpoint>,
+    end: Option<u64>,
     report: &mut RecoveryReport,
-) -> Result<(ActiveSegment, ScanCursor)> {
+) -> Result<Scanned> {
     let path = dir.join(segment_file_name(base));
     let index_path = dir.join(index_file_name(base));
     let len = file.len().map_err(io_err(&path, "stat"))?;
     let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];
-    let read = read_full_at(file.as_ref(), &mut header_bytes, 0).map_err(io_err(&path, "read"))?;
+    let read = read_full_at(file, &mut header_bytes, 0).map_err(io_err(&path, "read"))?;
     let header = match SegmentHeader::decode(&header_bytes) {
         Ok(h) if h.base_sequence == base => h,
         Ok(_) => {
@@ -351,23 +457,17 @@ fn recover_active(
                 CorruptReason::Footer("header base differs from the file name"),
             ))
         }
-        // A segment is created and its header synced before any batch is written to it, so a
-        // bad header with nothing after it is a creation torn by a crash: start it afresh.
         Err(_) if len <= SEGMENT_HEADER_LEN as u64 || read < SEGMENT_HEADER_LEN => {
-            report.bytes_truncated += len;
-            let now = options.clock.now_ms();
-            let file = create_segment(vfs, dir, base, now)?;
-            let cursor = ScanCursor::at_start(base);
-            let active = ActiveSegment::new(dir, base, file, now, tip_of(&cursor), Vec::new());
-            return Ok((active, cursor));
+            return Ok(Scanned::TornCreation { len })
         }
         Err(e) => return Err(meta_err(&path, 0, e)),
     };
+    let end = end.unwrap_or(len).min(len);
 
     // Where validated data starts, and the index entries that cover what lies before it.
     let trusted = checkpoint.and_then(|cp| {
         let in_range = cp.recovery_position >= SEGMENT_HEADER_LEN as u64
-            && cp.recovery_position <= len
+            && cp.recovery_position <= end
             && cp.next_sequence >= base;
         if !in_range {
             return None;
@@ -392,15 +492,13 @@ fn recover_active(
             (ScanCursor::at_start(base), Vec::new(), false)
         }
     };
-    report.clean_shutdown = clean && cursor.position == len;
-
     let scan_from = cursor.position;
-    if scan_from < len {
+    if scan_from < end {
         report.segments_scanned += 1;
         let stop = scan(
-            Source::File(file.as_ref()),
+            Source::File(file),
             &mut cursor,
-            len,
+            end,
             options.index_interval_bytes,
             &mut index,
         );
@@ -409,6 +507,36 @@ fn recover_active(
             return Err(Error::io(&path, "read", e));
         }
     }
+    Ok(Scanned::Batches(ScannedBatches {
+        created_ms: header.created_ms,
+        clean: clean && cursor.position == len,
+        cursor,
+        index,
+        len,
+    }))
+}
+
+/// Makes the segment the log ends in active: cuts what follows its last valid batch (a torn
+/// tail, or a footer whose batches did not all survive), and unless the checkpoint vouched for
+/// all of it, syncs it and rewrites its index.
+fn finish_active(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    base: u64,
+    file: Arc<dyn VfsFile>,
+    scanned: ScannedBatches,
+    report: &mut RecoveryReport,
+) -> Result<(ActiveSegment, ScanCursor)> {
+    let path = dir.join(segment_file_name(base));
+    let index_path = dir.join(index_file_name(base));
+    let ScannedBatches {
+        created_ms,
+        cursor,
+        index,
+        clean,
+        len,
+    } = scanned;
+    report.clean_shutdown = clean;
     if cursor.position < len {
         report.bytes_truncated += len - cursor.position;
         report.batches_dropped += count_valid_batches(file.as_ref(), cursor.position, len);
@@ -418,7 +546,7 @@ fn recover_active(
     // After a clean shutdown the segment was synced and its index written by the close, and
     // nothing was scanned: both are already as they must be, and rewriting them would clear
     // the clean mark of an open that changes nothing.
-    if !report.clean_shutdown {
+    if !clean {
         // Whatever survived in the page cache is made durable before it is called recovered
         // (redb #299): the recovery point written next must be true after a power loss too.
         file.sync_data().map_err(io_err(&path, "fsync"))?;
@@ -427,7 +555,7 @@ fn recover_active(
         write_atomically(vfs, &index_path, &index_bytes)
             .map_err(io_err(&index_path, "write index"))?;
     }
-    let active = ActiveSegment::new(dir, base, file, header.created_ms, tip_of(&cursor), index);
+    let active = ActiveSegment::new(dir, base, file, created_ms, tip_of(&cursor), index);
     Ok((active, cursor))
 }
 

@@ -288,6 +288,19 @@ impl SealedSegment {
         }
     }
 
+    /// Like [`SealedSegment::new`] for the writer, with its index entries already known
+    /// (the index file on disk may lag them until the seal is durable).
+    pub(crate) fn with_index(
+        dir: &Path,
+        footer: SegmentFooter,
+        index_interval_bytes: u64,
+        entries: Vec<IndexEntry>,
+    ) -> Self {
+        let segment = SealedSegment::new(dir, footer, true, index_interval_bytes);
+        *lock(&segment.index) = Some(Arc::new(entries));
+        segment
+    }
+
     /// Total bytes of the segment file.
     pub(crate) fn file_len(&self) -> u64 {
         self.footer.data_end + FOOTER_LEN as u64
