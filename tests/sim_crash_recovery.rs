@@ -119,7 +119,8 @@ fn run_seed(seed: u64) -> (Fault, &'static str) {
                         Log::open(DIR, options.clone()).map(|reopened| {
                             assert!(
                                 reopened.recovery_report().clean_shutdown,
-                                "seed {seed} epoch {epoch}: a clean close must reopen clean"
+                                "seed {seed} epoch {epoch}: a clean close must reopen clean: {:?}",
+                                reopened.recovery_report()
                             );
                             assert_numbered(&read_all(&reopened), written);
                             log = Some(reopened);

@@ -25,3 +25,21 @@ pub fn write_atomically(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> io::Result<
     vfs.rename(&temp, path)?;
     vfs.sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
+
+/// Replaces `path` with `bytes` as [`write_atomically`] does, without waiting for the disk:
+/// other readers see the new contents at once, and after a crash the file may hold the old
+/// contents, the new or a torn mix. Only for files that are checked on read and rebuildable
+/// (index files); [`sync_replaced`] later makes the replacement durable.
+pub fn replace_unsynced(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temp = temp_path(path);
+    let file = vfs.open(&temp, OpenMode::Create)?;
+    file.write_all_at(bytes, 0)?;
+    drop(file);
+    vfs.rename(&temp, path)
+}
+
+/// Makes a [`replace_unsynced`] durable: the file's contents, then the rename.
+pub fn sync_replaced(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
+    vfs.open(path, OpenMode::Read)?.sync_data()?;
+    vfs.sync_dir(path.parent().unwrap_or(Path::new(".")))
+}

@@ -101,6 +101,10 @@ pub struct LogOptions {
     pub checkpoint_interval: Duration,
     /// The first sequence number of a new log.
     pub initial_sequence: u64,
+    /// Under `Interval` and `None`, who completes a roll's seal (the fsync of the rolled
+    /// segment, then its index file): a thread the roll starts (`true`, the default), or the
+    /// next sync, checkpoint, explicit roll or close (`false`: deterministic, for simulation).
+    pub seal_in_background: bool,
     /// The file system.
     pub vfs: Arc<dyn Vfs>,
     /// The clock.
@@ -118,6 +122,7 @@ impl Default for LogOptions {
             index_interval_bytes: INDEX_INTERVAL_BYTES,
             checkpoint_interval: CHECKPOINT_INTERVAL_DEFAULT,
             initial_sequence: 0,
+            seal_in_background: true,
             vfs: Arc::new(RealFs),
             clock: Clock::system(),
         }

@@ -448,6 +448,11 @@ fn scan_segment(
     let len = file.len().map_err(io_err(&path, "stat"))?;
     let mut header_bytes = [0u8; SEGMENT_HEADER_LEN];
     let read = read_full_at(file, &mut header_bytes, 0).map_err(io_err(&path, "read"))?;
+    if read < SEGMENT_HEADER_LEN {
+        // Shorter than its header (a creation cut short, e.g. by a failed write): even if the
+        // bytes present decode (the missing ones read as zeros), the segment was never used.
+        return Ok(Scanned::TornCreation { len });
+    }
     let header = match SegmentHeader::decode(&header_bytes) {
         Ok(h) if h.base_sequence == base => h,
         Ok(_) => {

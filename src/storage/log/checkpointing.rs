@@ -24,8 +24,14 @@ impl Shared {
     /// Persists the active segment's new index entries, then names the synced extent as the
     /// recovery point (atomically). `clean` adds the clean-shutdown mark.
     pub(super) fn write_checkpoint(&self, clean: bool) -> Result<()> {
+        // No checkpoint may name a segment while a seal before it is pending.
+        self.finish_seals()?;
         let mut cp = lock(&self.checkpointer);
         self.check_poison()?;
+        if !clean && self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            // A sealer thread finishing after close: the close's checkpoint stands.
+            return Ok(());
+        }
         let (active, tip) = lock(&self.sync).synced.clone();
         let entries: Vec<_> = active
             .index_snapshot()

@@ -88,6 +88,8 @@ impl Shared {
     /// Group commit: returns once everything up to `target` is synced. One caller syncs for
     /// all that wait; an error poisons the log and fails every waiter.
     pub(super) fn sync_to(&self, target: u64) -> Result<()> {
+        // Segments become durable in order: seals before the active segment first.
+        self.finish_seals()?;
         let mut state = lock(&self.sync);
         loop {
             self.check_poison()?;

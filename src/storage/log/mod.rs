@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 mod checkpointing;
 mod group_commit;
 mod retention;
+mod sealing;
 
 pub use group_commit::PendingSync;
 pub use retention::RetentionReport;
@@ -65,6 +66,8 @@ struct Checkpointer {
 
 #[derive(Debug)]
 struct Shared {
+    /// This log, for the sealer threads it starts (which must not keep it alive).
+    me: std::sync::Weak<Shared>,
     dir: PathBuf,
     options: LogOptions,
     vfs: Arc<dyn Vfs>,
@@ -73,6 +76,9 @@ struct Shared {
     checkpointer: Mutex<Checkpointer>,
     sync: Mutex<SyncState>,
     synced_cv: Condvar,
+    /// Rolled segments whose seal is not yet durable, oldest first (see `sealing`).
+    seals: Mutex<Vec<sealing::PendingSeal>>,
+    sealers: Mutex<Vec<JoinHandle<()>>>,
     poison: Mutex<Option<(&'static str, std::io::ErrorKind)>>,
     retention: Mutex<super::options::Retention>,
     closed: AtomicBool,
@@ -128,7 +134,8 @@ impl Log {
                 Error::InvalidArgument("recovery produced no active segment".into())
             })?;
         let tip = tip_of(&recovered.cursor);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             dir: dir.clone(),
             vfs: vfs.clone(),
             segments: RwLock::new(Arc::new(recovered.segments)),
@@ -149,6 +156,8 @@ impl Log {
                 synced: (active, tip),
             }),
             synced_cv: Condvar::new(),
+            seals: Mutex::new(Vec::new()),
+            sealers: Mutex::new(Vec::new()),
             poison: Mutex::new(None),
             retention: Mutex::new(options.retention),
             closed: AtomicBool::new(false),
@@ -283,11 +292,16 @@ impl Log {
         self.shared.sync_to(target)
     }
 
-    /// Seals the active segment and starts a new one, if it holds any batch.
+    /// Seals the active segment and starts a new one, if it holds any batch; returns once the
+    /// seal is durable, in every durability mode (rolls made by appends complete their seals
+    /// in the background under `Interval` and `None`).
     pub fn roll(&self) -> Result<()> {
         let mut writer = self.shared.lock_writer()?;
         if writer.cursor.position > SEGMENT_HEADER_LEN as u64 {
             self.shared.roll(&mut writer)?;
+            if self.shared.defers_seals() {
+                self.shared.write_checkpoint(false)?;
+            }
         }
         Ok(())
     }
@@ -317,6 +331,7 @@ impl Log {
             stop.1.notify_all();
             let _ = handle.join();
         }
+        self.shared.join_sealers();
         if self.shared.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
@@ -474,7 +489,12 @@ impl Shared {
     fn roll(&self, writer: &mut Writer) -> Result<()> {
         self.roll_inner(writer)
             .map_err(|e| self.poison("roll", e))?;
-        self.write_checkpoint(false)?;
+        if self.defers_seals() {
+            // The checkpoint naming the new segment follows the seal (see `sealing`).
+            self.start_sealer();
+        } else {
+            self.write_checkpoint(false)?;
+        }
         self.apply_retention()?;
         Ok(())
     }
@@ -492,12 +512,20 @@ impl Shared {
             index_digest: index_digest(&index_bytes),
             index_len: index_bytes.len() as u64,
         };
+        let deferred = self.defers_seals();
         old.file
             .write_all_at(&footer.encode(), cursor.position)
-            .and_then(|()| old.file.sync_data())
             .map_err(|e| Error::io(&old.path, "seal", e))?;
-        super::atomic::write_atomically(self.vfs.as_ref(), &old.index_path, &index_bytes)
-            .map_err(|e| Error::io(&old.index_path, "write index", e))?;
+        if deferred {
+            super::atomic::replace_unsynced(self.vfs.as_ref(), &old.index_path, &index_bytes)
+                .map_err(|e| Error::io(&old.index_path, "write index", e))?;
+        } else {
+            old.file
+                .sync_data()
+                .map_err(|e| Error::io(&old.path, "seal", e))?;
+            super::atomic::write_atomically(self.vfs.as_ref(), &old.index_path, &index_bytes)
+                .map_err(|e| Error::io(&old.index_path, "write index", e))?;
+        }
         let now = self.options.clock.now_ms();
         let base = cursor.next_sequence;
         let file = create_segment(self.vfs.as_ref(), &self.dir, base, now)?;
@@ -510,12 +538,19 @@ impl Shared {
             tip_of(&fresh),
             Vec::new(),
         ));
-        let sealed = Arc::new(SealedSegment::new(
+        let sealed = Arc::new(SealedSegment::with_index(
             &self.dir,
             footer,
-            true,
             self.options.index_interval_bytes,
+            entries,
         ));
+        if deferred {
+            lock(&self.seals).push(sealing::PendingSeal {
+                file: old.file.clone(),
+                path: old.path.clone(),
+                index_path: old.index_path.clone(),
+            });
+        }
         let mut segments = (*self.snapshot()).clone();
         segments.sealed.push(sealed);
         segments.active = Some(active.clone());
@@ -526,7 +561,9 @@ impl Shared {
         writer.active = active.clone();
         writer.cursor = fresh;
         let mut sync = lock(&self.sync);
-        sync.synced_lsn = sync.synced_lsn.max(writer.lsn);
+        if !deferred {
+            sync.synced_lsn = sync.synced_lsn.max(writer.lsn);
+        }
         sync.synced = (active, tip_of(&fresh));
         drop(sync);
         self.synced_cv.notify_all();
