@@ -110,3 +110,26 @@ fn a_torn_crash_at_any_point_of_pending_seals_recovers_a_numbered_prefix() {
         assert!(report.is_ok(), "seed {seed}: {:?}", report.problems);
     }
 }
+
+/// The queue of pending seals is bounded: past `PENDING_SEALS_MAX` a roll completes it
+/// itself, and a sync empties it.
+#[test]
+fn pending_seals_stay_within_their_bound() {
+    let disk = SimDisk::new();
+    let dir = Path::new(DIR);
+    let log = Log::open(dir, options(&disk)).expect("open");
+    let mut n = 0;
+    let mut most = 0;
+    while log.segment_count() < 3 * shardlog::storage::PENDING_SEALS_MAX + 2 {
+        append_numbered(&log, n, 3).expect("append");
+        n += 3;
+        most = most.max(log.pending_seals());
+    }
+    assert_eq!(most, shardlog::storage::PENDING_SEALS_MAX);
+    log.sync().expect("sync");
+    assert_eq!(log.pending_seals(), 0);
+    drop(log);
+    let always = Log::open(dir, sim_options(&disk, Durability::Always)).expect("open");
+    fill(&always, n, always.segment_count() + 2);
+    assert_eq!(always.pending_seals(), 0, "Always seals at once");
+}

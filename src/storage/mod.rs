@@ -18,7 +18,7 @@ mod sim_disk;
 mod verify;
 mod vfs;
 
-pub use self::log::{Appended, Log, PendingSync, RetentionReport};
+pub use self::log::{Appended, Log, PendingSync, RetentionReport, PENDING_SEALS_MAX};
 pub use atomic::write_atomically;
 pub use options::{
     Clock, Durability, LogOptions, Retention, CHECKPOINT_INTERVAL_DEFAULT, SEGMENT_BYTES_DEFAULT,

@@ -1,8 +1,9 @@
 //! One shard's log: the writer. Appends, rolls and close here; group commit, checkpoints and
 //! retention in the submodules of those names.
 //!
-//! Locks, always taken in this order: `writer` → `checkpointer` → `sync`. The `segments`
-//! snapshot lock is held only to swap or clone an `Arc`.
+//! Locks, always taken in this order: `writer` → `sealing` → `seals`, and `writer` →
+//! `checkpointer` → `sync` (`sealing` is released before `checkpointer` is taken). The
+//! `segments` snapshot lock is held only to swap or clone an `Arc`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +18,7 @@ mod sealing;
 
 pub use group_commit::PendingSync;
 pub use retention::RetentionReport;
+pub use sealing::PENDING_SEALS_MAX;
 
 use super::clean_mark::CleanMarkGuard;
 use super::options::{Durability, LogOptions};
@@ -78,6 +80,8 @@ struct Shared {
     synced_cv: Condvar,
     /// Rolled segments whose seal is not yet durable, oldest first (see `sealing`).
     seals: Mutex<Vec<sealing::PendingSeal>>,
+    /// Held by whoever completes seals, across their fsyncs (taken before `seals`).
+    sealing: Mutex<()>,
     sealers: Mutex<Vec<JoinHandle<()>>>,
     poison: Mutex<Option<(&'static str, std::io::ErrorKind)>>,
     retention: Mutex<super::options::Retention>,
@@ -157,6 +161,7 @@ impl Log {
             }),
             synced_cv: Condvar::new(),
             seals: Mutex::new(Vec::new()),
+            sealing: Mutex::new(()),
             sealers: Mutex::new(Vec::new()),
             poison: Mutex::new(None),
             retention: Mutex::new(options.retention),
@@ -290,6 +295,12 @@ impl Log {
     pub fn sync(&self) -> Result<()> {
         let target = lock(&self.shared.writer).lsn;
         self.shared.sync_to(target)
+    }
+
+    /// Rolled segments whose seal is not yet durable (at most [`PENDING_SEALS_MAX`]; always 0
+    /// under `Always`).
+    pub fn pending_seals(&self) -> usize {
+        lock(&self.shared.seals).len()
     }
 
     /// Seals the active segment and starts a new one, if it holds any batch; returns once the
@@ -545,11 +556,11 @@ impl Shared {
             entries,
         ));
         if deferred {
-            lock(&self.seals).push(sealing::PendingSeal {
+            self.queue_seal(sealing::PendingSeal {
                 file: old.file.clone(),
                 path: old.path.clone(),
                 index_path: old.index_path.clone(),
-            });
+            })?;
         }
         let mut segments = (*self.snapshot()).clone();
         segments.sealed.push(sealed);

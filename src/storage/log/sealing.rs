@@ -22,8 +22,13 @@ use crate::storage::options::Durability;
 use crate::storage::segment::lock;
 use crate::storage::vfs::VfsFile;
 
+/// Most rolled segments whose seal may be pending at once; a roll past it completes them
+/// itself (back-pressure when the disk is slower than the appenders). Under `None` a power
+/// loss can cost up to this many segments beyond the active one.
+pub const PENDING_SEALS_MAX: usize = 4;
+
 /// A rolled segment whose footer is written but not yet durable.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct PendingSeal {
     pub(super) file: Arc<dyn VfsFile>,
     pub(super) path: PathBuf,
@@ -38,10 +43,15 @@ impl Shared {
     }
 
     /// Completes every pending seal, oldest first: the segment's fsync (its batches and
-    /// footer), then its index file, atomically. A failure poisons the log.
+    /// footer), then its index file's. One caller at a time does so (in order); the queue
+    /// itself is locked only to look and to pop, never across an fsync, so a roll can queue
+    /// its seal while an earlier one is being synced. A failure poisons the log.
     pub(super) fn finish_seals(&self) -> Result<()> {
-        let mut pending = lock(&self.seals);
-        while let Some(seal) = pending.first() {
+        let _turn = lock(&self.sealing);
+        loop {
+            let Some(seal) = lock(&self.seals).first().cloned() else {
+                return Ok(());
+            };
             seal.file
                 .sync_data()
                 .map_err(|e| self.poison("seal", Error::io(&seal.path, "seal", e)))?;
@@ -54,8 +64,16 @@ impl Shared {
                     return Err(self.poison("seal", e));
                 }
             }
-            pending.remove(0);
+            lock(&self.seals).remove(0);
         }
+    }
+
+    /// Queues a roll's seal; past [`PENDING_SEALS_MAX`] completes the queue first.
+    pub(super) fn queue_seal(&self, seal: PendingSeal) -> Result<()> {
+        if lock(&self.seals).len() >= PENDING_SEALS_MAX {
+            self.finish_seals()?;
+        }
+        lock(&self.seals).push(seal);
         Ok(())
     }
 
