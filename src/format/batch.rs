@@ -239,6 +239,60 @@ pub fn encode_batch(
     compression: Compression,
     aggregated: bool,
 ) -> Result<(), EncodeError> {
+    let unsequenced = encode_unsequenced(out, scratch, records, compression, aggregated)?;
+    unsequenced.sequence(out, base_sequence)
+}
+
+/// A batch encoded by [`encode_unsequenced`]: complete but for its base sequence number and
+/// checksum, which [`Unsequenced::sequence`] adds in time independent of the batch's size.
+/// A writer encodes (copies, compresses and checksums the records) before it takes its log's
+/// lock, and sequences under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a batch is invalid until it is sequenced"]
+pub struct Unsequenced {
+    record_count: u32,
+    /// CRC-32 of everything after the header.
+    payload_crc: u32,
+    payload_len: u64,
+}
+
+impl Unsequenced {
+    /// Records in the batch.
+    pub fn record_count(&self) -> u32 {
+        self.record_count
+    }
+
+    /// Writes `base_sequence` into the batch in `out` and its checksum, combining the
+    /// header's CRC with the payload's computed at encoding.
+    pub fn sequence(self, out: &mut [u8], base_sequence: u64) -> Result<(), EncodeError> {
+        base_sequence
+            .checked_add(u64::from(self.record_count))
+            .ok_or(EncodeError::SequenceOverflow)?;
+        let written = le::put_at(out, BASE_SEQ_OFFSET, &base_sequence.to_le_bytes());
+        debug_assert!(written, "the batch holds its header");
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(
+            out.get(VERSION_OFFSET..BATCH_HEADER_LEN)
+                .unwrap_or_default(),
+        );
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(
+            self.payload_crc,
+            self.payload_len,
+        ));
+        le::put_at(out, CRC_OFFSET, &crc.finalize().to_le_bytes());
+        Ok(())
+    }
+}
+
+/// Encodes `records` as one batch without its base sequence number and checksum (see
+/// [`Unsequenced`]), replacing the contents of `out`.
+pub fn encode_unsequenced(
+    out: &mut Vec<u8>,
+    scratch: &mut EncodeScratch,
+    records: &[RecordIn<'_>],
+    compression: Compression,
+    aggregated: bool,
+) -> Result<Unsequenced, EncodeError> {
     out.clear();
     let first = records.first().ok_or(EncodeError::Empty)?;
     if records.len() > BATCH_RECORDS_MAX {
@@ -251,9 +305,6 @@ pub fn encode_batch(
         count: records.len(),
         max: BATCH_RECORDS_MAX,
     })?;
-    base_sequence
-        .checked_add(u64::from(record_count))
-        .ok_or(EncodeError::SequenceOverflow)?;
     let first_timestamp_ms = first.timestamp_ms;
     let max_timestamp_ms = records
         .iter()
@@ -304,13 +355,12 @@ pub fn encode_batch(
     let length = out.len() as u32; // <= BATCH_BYTES_MAX, checked above
     let flags = codec.flag_bits() | if aggregated { FLAG_AGGREGATED } else { 0 };
     let header = out.as_mut_slice();
-    let fields: [(usize, &[u8]); 10] = [
+    let fields: [(usize, &[u8]); 9] = [
         (MAGIC_OFFSET, &BATCH_MAGIC),
         (LENGTH_OFFSET, &length.to_le_bytes()),
         (VERSION_OFFSET, &[BATCH_VERSION]),
         (FLAGS_OFFSET, &[flags]),
         (RESERVED_OFFSET, &[0, 0]),
-        (BASE_SEQ_OFFSET, &base_sequence.to_le_bytes()),
         (RECORD_COUNT_OFFSET, &record_count.to_le_bytes()),
         (RECORDS_LEN_OFFSET, &(records_len as u32).to_le_bytes()),
         (FIRST_TIMESTAMP_OFFSET, &first_timestamp_ms.to_le_bytes()),
@@ -320,9 +370,12 @@ pub fn encode_batch(
         let written = le::put_at(header, offset, value);
         debug_assert!(written, "header field at {offset} lies inside the header");
     }
-    let crc = crc32fast::hash(header.get(VERSION_OFFSET..).unwrap_or_default());
-    le::put_at(header, CRC_OFFSET, &crc.to_le_bytes());
-    Ok(())
+    let payload = out.get(BATCH_HEADER_LEN..).unwrap_or_default();
+    Ok(Unsequenced {
+        record_count,
+        payload_crc: crc32fast::hash(payload),
+        payload_len: payload.len() as u64,
+    })
 }
 
 fn write_record(

@@ -27,10 +27,19 @@ use super::recovery::{create_segment, read_checkpoint, recover, tip_of, Recovery
 use super::segment::{lock, read_lock, ActiveSegment, ScanCursor, SealedSegment, Segments, Tip};
 use super::vfs::{DirLock, Vfs, VfsFile};
 use crate::error::{Error, Result};
-use crate::format::batch::{encode_batch, RecordIn, RecordRef};
+use crate::format::batch::{encode_unsequenced, RecordIn, RecordRef, Unsequenced};
 use crate::format::codec::EncodeScratch;
 use crate::format::index::{encode_index_file, index_digest};
 use crate::format::segment::{SegmentFooter, SEGMENT_HEADER_LEN};
+
+/// Largest encode buffer a thread keeps between appends (a larger one is freed after use).
+const ENCODE_BUFFER_KEPT_BYTES_MAX: usize = 4 << 20;
+
+thread_local! {
+    /// Each appending thread's batch buffer and compression scratch.
+    static ENCODE_BUFFER: std::cell::RefCell<(Vec<u8>, EncodeScratch)> =
+        std::cell::RefCell::new((Vec::new(), EncodeScratch::default()));
+}
 
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,8 +56,6 @@ struct Writer {
     cursor: ScanCursor,
     /// Bytes appended since open: the position group commit reasons about.
     lsn: u64,
-    encode_buf: Vec<u8>,
-    scratch: EncodeScratch,
 }
 
 #[derive(Debug)]
@@ -147,8 +154,6 @@ impl Log {
                 active: active.clone(),
                 cursor: recovered.cursor,
                 lsn: 0,
-                encode_buf: Vec::new(),
-                scratch: EncodeScratch::default(),
             }),
             checkpointer: Mutex::new(Checkpointer {
                 last_written: Instant::now(),
@@ -423,32 +428,49 @@ impl Shared {
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::InvalidArgument("the log is closed".into()));
         }
+        // The batch is encoded (records copied, compressed, checksummed) before the writer
+        // lock, in this thread's buffer, so appenders of one log encode in parallel; under
+        // the lock it only gets its sequence numbers and is written.
+        let encode_and_write = |buf: &mut Vec<u8>, scratch: &mut EncodeScratch| {
+            let unsequenced =
+                encode_unsequenced(buf, scratch, records, self.options.compression, aggregated)?;
+            self.write_encoded(buf, unsequenced, records)
+        };
+        ENCODE_BUFFER.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffers) => {
+                let (buf, scratch) = &mut *buffers;
+                let result = encode_and_write(buf, scratch);
+                if buf.capacity() > ENCODE_BUFFER_KEPT_BYTES_MAX {
+                    *buf = Vec::new();
+                }
+                result
+            }
+            // Not reachable (an append does not append), but never a panic: fresh buffers.
+            Err(_) => encode_and_write(&mut Vec::new(), &mut EncodeScratch::default()),
+        })
+    }
+
+    fn write_encoded(
+        &self,
+        batch: &mut [u8],
+        unsequenced: Unsequenced,
+        records: &[RecordIn<'_>],
+    ) -> Result<(Appended, PendingSync)> {
         let mut guard = self.lock_writer()?;
         let writer = &mut *guard;
         let first_sequence = writer.cursor.next_sequence;
-        encode_batch(
-            &mut writer.encode_buf,
-            &mut writer.scratch,
-            first_sequence,
-            records,
-            self.options.compression,
-            aggregated,
-        )?;
+        unsequenced.sequence(batch, first_sequence)?;
         debug_assert!(crate::format::batch::decode_batch(
-            &writer.encode_buf,
+            batch,
             &mut crate::format::codec::DecodeScratch::default()
         )
         .is_ok());
-        let length = writer.encode_buf.len() as u64;
+        let length = batch.len() as u64;
         if self.should_roll(writer, length) {
             self.roll(writer)?;
         }
         let position = writer.cursor.position;
-        if let Err(e) = writer
-            .active
-            .file
-            .write_all_at(&writer.encode_buf, position)
-        {
+        if let Err(e) = writer.active.file.write_all_at(batch, position) {
             return Err(self.poison("write", Error::io(&writer.active.path, "write", e)));
         }
         let max_ts = records
@@ -456,7 +478,7 @@ impl Shared {
             .map(|r| r.timestamp_ms)
             .max()
             .unwrap_or(i64::MIN);
-        let count = records.len() as u32; // bounded by BATCH_RECORDS_MAX in encode_batch
+        let count = unsequenced.record_count();
         if let Some(entry) =
             writer
                 .cursor
