@@ -29,6 +29,10 @@ pub struct StoreOptions {
     pub account: String,
     /// Segment size of every shard's log.
     pub segment_bytes_max: u64,
+    /// Whether shard logs complete their seals on a thread (see
+    /// [`LogOptions::seal_in_background`](crate::storage::LogOptions::seal_in_background));
+    /// simulations turn it off to replay exactly.
+    pub seal_in_background: bool,
 }
 
 impl Default for StoreOptions {
@@ -39,6 +43,7 @@ impl Default for StoreOptions {
             region: "us-east-1".into(),
             account: "000000000000".into(),
             segment_bytes_max: SEGMENT_BYTES_DEFAULT,
+            seal_in_background: true,
         }
     }
 }

@@ -439,6 +439,7 @@ pub(crate) fn log_options(
         },
         initial_sequence: meta.first_log_sequence,
         segment_bytes_max: options.segment_bytes_max,
+        seal_in_background: options.seal_in_background,
         vfs: options.vfs.clone(),
         clock: options.clock.clone(),
         ..LogOptions::default()

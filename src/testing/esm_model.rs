@@ -156,6 +156,7 @@ impl World {
             vfs: Arc::new(self.disk.clone()),
             clock: Clock::new(move || now.load(Ordering::SeqCst)),
             segment_bytes_max: 4096,
+            seal_in_background: false,
             ..StoreOptions::default()
         };
         match Store::open_with(STORE_DIR, options) {

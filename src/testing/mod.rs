@@ -90,6 +90,7 @@ fn fuzz_options(disk: &SimDisk) -> LogOptions {
         segment_bytes_max: 2048,
         index_interval_bytes: 256,
         clock: Clock::new(|| 1_000_000),
+        seal_in_background: false,
         ..LogOptions::default()
     }
 }

@@ -160,6 +160,7 @@ impl Harness {
             vfs: Arc::new(self.disk.clone()),
             clock: Clock::new(move || now.load(Ordering::SeqCst)),
             segment_bytes_max: 1024,
+            seal_in_background: false,
             ..StoreOptions::default()
         }
     }

@@ -123,6 +123,7 @@ pub fn sim_store_options(disk: &SimDisk, clock: &ManualClock) -> shardlog::strea
         vfs: Arc::new(disk.clone()),
         clock: clock.clock(),
         segment_bytes_max: 64 * 1024,
+        seal_in_background: false,
         ..Default::default()
     }
 }
