@@ -162,6 +162,21 @@ pub(crate) fn create_segment(
     base: u64,
     created_ms: i64,
 ) -> Result<Arc<dyn VfsFile>> {
+    let file = create_segment_unsynced(vfs, dir, base, created_ms)?;
+    let path = dir.join(segment_file_name(base));
+    file.sync_data().map_err(io_err(&path, "fsync"))?;
+    vfs.sync_dir(dir).map_err(io_err(dir, "fsync dir"))?;
+    Ok(file)
+}
+
+/// [`create_segment`] without its syncs, for a roll whose seal is deferred: the seal syncs
+/// the header and the directory after the rolled segment (FORMAT.md §7, *Sealing*).
+pub(crate) fn create_segment_unsynced(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    base: u64,
+    created_ms: i64,
+) -> Result<Arc<dyn VfsFile>> {
     let path = dir.join(segment_file_name(base));
     let file = vfs
         .open(&path, OpenMode::Create)
@@ -172,7 +187,6 @@ pub(crate) fn create_segment(
     };
     file.write_all_at(&header.encode(), 0)
         .map_err(io_err(&path, "write"))?;
-    file.sync_data().map_err(io_err(&path, "fsync"))?;
     let index_path = dir.join(index_file_name(base));
     let index = vfs
         .open(&index_path, OpenMode::Create)
@@ -180,7 +194,6 @@ pub(crate) fn create_segment(
     index
         .write_all_at(&encode_index_header(base), 0)
         .map_err(io_err(&index_path, "write"))?;
-    vfs.sync_dir(dir).map_err(io_err(dir, "fsync dir"))?;
     Ok(file)
 }
 
@@ -259,19 +272,14 @@ pub(crate) fn recover(
         let cp = checkpoint.filter(|cp| cp.active_base == base);
         let end = footer.map(|f| f.data_end);
         let scanned = match scan_segment(vfs, dir, options, base, file.as_ref(), cp, end, report)? {
-            Scanned::TornCreation { len } if is_last => {
-                // A segment is created and its header synced before any batch is written to
-                // it (or any later segment created), so a bad header with nothing after it
-                // is a creation torn by a crash: start it afresh.
+            Scanned::TornCreation { len } => {
+                // A segment's header is synced before any batch of it is (with the seal of
+                // the segment before it, when that seal is deferred), so a bad header with
+                // nothing after it is a creation torn by a crash: the log ends before it,
+                // and it starts afresh. Later segments follow the gap and were never synced.
                 report.bytes_truncated += len;
+                drop_segments(vfs, dir, later_segments(&validated, k), report)?;
                 return fresh_active(vfs, dir, options, base, sealed);
-            }
-            Scanned::TornCreation { .. } => {
-                return Err(Error::corrupt(
-                    &path,
-                    0,
-                    CorruptReason::Footer("invalid header in a segment that others follow"),
-                ))
             }
             Scanned::Batches(scanned) => scanned,
         };
@@ -453,6 +461,12 @@ fn scan_segment(
         // bytes present decode (the missing ones read as zeros), the segment was never used.
         return Ok(Scanned::TornCreation { len });
     }
+    // A segment the checkpoint does not name may have been created by a roll whose seal (which
+    // syncs the new header) never completed; later writes to it may have landed while its
+    // header did not. Then nothing in it was ever synced, and an invalid header is a torn
+    // creation whatever follows. A header the checkpoint vouches for was synced: damage to it
+    // is corruption.
+    let header_synced = checkpoint.is_some();
     let header = match SegmentHeader::decode(&header_bytes) {
         Ok(h) if h.base_sequence == base => h,
         Ok(_) => {
@@ -462,7 +476,9 @@ fn scan_segment(
                 CorruptReason::Footer("header base differs from the file name"),
             ))
         }
-        Err(_) if len <= SEGMENT_HEADER_LEN as u64 || read < SEGMENT_HEADER_LEN => {
+        // A newer format is never mistaken for a torn creation (and deleted).
+        Err(e @ SegmentMetaError::UnsupportedVersion { .. }) => return Err(meta_err(&path, 0, e)),
+        Err(_) if len <= SEGMENT_HEADER_LEN as u64 || !header_synced => {
             return Ok(Scanned::TornCreation { len })
         }
         Err(e) => return Err(meta_err(&path, 0, e)),

@@ -12,7 +12,7 @@ use crate::format::codec::EncodeScratch;
 use crate::format::index::{encode_index_file, index_digest};
 use crate::format::segment::{SegmentFooter, SEGMENT_HEADER_LEN};
 use crate::storage::options::Durability;
-use crate::storage::recovery::create_segment;
+use crate::storage::recovery::{create_segment, create_segment_unsynced};
 use crate::storage::segment::{lock, ActiveSegment, ScanCursor, SealedSegment};
 
 /// Largest encode buffer a thread keeps between appends (a larger one is freed after use).
@@ -176,7 +176,11 @@ impl Shared {
         }
         let now = self.options.clock.now_ms();
         let base = cursor.next_sequence;
-        let file = create_segment(self.vfs.as_ref(), &self.dir, base, now)?;
+        let file = if deferred {
+            create_segment_unsynced(self.vfs.as_ref(), &self.dir, base, now)?
+        } else {
+            create_segment(self.vfs.as_ref(), &self.dir, base, now)?
+        };
         let fresh = ScanCursor::at_start(base);
         let active = Arc::new(ActiveSegment::new(
             &self.dir,
@@ -197,6 +201,9 @@ impl Shared {
                 file: old.file.clone(),
                 path: old.path.clone(),
                 index_path: old.index_path.clone(),
+                next: active.file.clone(),
+                next_path: active.path.clone(),
+                dir: self.dir.clone(),
             })?;
         }
         let mut segments = (*self.snapshot()).clone();

@@ -34,6 +34,11 @@ pub(super) struct PendingSeal {
     pub(super) path: PathBuf,
     /// Written (not synced) at the roll, so readers in other processes find it at once.
     pub(super) index_path: PathBuf,
+    /// The segment the roll created: its header and the directory entries are synced with
+    /// this seal, after the rolled segment.
+    pub(super) next: Arc<dyn VfsFile>,
+    pub(super) next_path: PathBuf,
+    pub(super) dir: PathBuf,
 }
 
 impl Shared {
@@ -64,6 +69,10 @@ impl Shared {
                     return Err(self.poison("seal", e));
                 }
             }
+            seal.next
+                .sync_data()
+                .and_then(|()| self.vfs.sync_dir(&seal.dir))
+                .map_err(|e| self.poison("seal", Error::io(&seal.next_path, "sync header", e)))?;
             lock(&self.seals).remove(0);
         }
     }
