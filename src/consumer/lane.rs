@@ -226,7 +226,7 @@ impl EventSourceMapping {
                         self.config.parallelization_factor,
                         window.as_ref(),
                     ) {
-                        self.checkpoint(shard, &done.record.sequence_number.to_string(), false)?;
+                        self.checkpoint(shard, done.record.sequence_number, false)?;
                     }
                     if self.exhausted(invokes) {
                         self.discard(

@@ -136,13 +136,14 @@ impl EventSourceMapping {
     pub(crate) fn checkpoint(
         &self,
         shard: &str,
-        sequence_number: &str,
+        sequence_number: SequenceNumber,
         finished: bool,
     ) -> Result<()> {
+        let sequence_number = sequence_number.to_string();
         let interval_ms =
             i64::try_from(self.options.checkpoint_interval.as_millis()).unwrap_or(i64::MAX);
         if finished || interval_ms == 0 {
-            return self.set_checkpoint(shard, Some(sequence_number.to_string()), finished);
+            return self.set_checkpoint(shard, Some(sequence_number), finished);
         }
         let now = self.options.clock.now_ms();
         let due = {
@@ -158,12 +159,12 @@ impl EventSourceMapping {
                 entry.written_ms = Some(now);
                 entry.sequence = None;
             } else {
-                entry.sequence = Some(sequence_number.to_string());
+                entry.sequence = Some(sequence_number.clone());
             }
             due
         };
         if due {
-            self.set_checkpoint(shard, Some(sequence_number.to_string()), false)?;
+            self.set_checkpoint(shard, Some(sequence_number), false)?;
         }
         Ok(())
     }
@@ -356,7 +357,7 @@ impl EventSourceMapping {
             }
             if pending.records.is_empty() && tumbling.is_none() {
                 if let Some(seq) = read_upto {
-                    self.checkpoint(shard, &seq.to_string(), false)?;
+                    self.checkpoint(shard, seq, false)?;
                 }
             }
             match page.next_shard_iterator {
@@ -435,7 +436,7 @@ impl EventSourceMapping {
         // The window's state may have grown: count it afresh.
         *pending = Gathered::empty(tumbling.as_ref(), self.gathered_records_expected());
         if let (Some(done), None) = (done, tumbling.as_ref()) {
-            self.checkpoint(shard, &done.to_string(), false)?;
+            self.checkpoint(shard, done, false)?;
         }
         Ok(true)
     }
@@ -460,7 +461,7 @@ impl EventSourceMapping {
             return Ok(false);
         }
         if let Some(upto) = upto {
-            self.checkpoint(shard, &upto.to_string(), false)?;
+            self.checkpoint(shard, upto, false)?;
         }
         Ok(true)
     }

@@ -198,12 +198,8 @@ impl Shared {
         ));
         if deferred {
             self.queue_seal(sealing::PendingSeal {
-                file: old.file.clone(),
-                path: old.path.clone(),
-                index_path: old.index_path.clone(),
-                next: active.file.clone(),
-                next_path: active.path.clone(),
-                dir: self.dir.clone(),
+                rolled: old,
+                next: active.clone(),
             })?;
         }
         let mut segments = (*self.snapshot()).clone();

@@ -2,9 +2,9 @@
 //! segment at a roll costs one small fsync and is done at once. Under `Interval` and `None`
 //! most of a segment is still in the page cache when it rolls, and its fsync (60-70 ms for a
 //! 128 MiB segment here) stalled every appender of the shard, and through them every
-//! producer: the produce benchmark ran at 0.42 of a buffered file. So the roll writes the
-//! footer and its index file (unsynced) and moves on, and the seal (the fsync of both)
-//! completes on a sealer thread, or with `seal_in_background` off at the next sync, checkpoint, explicit
+//! producer. So the roll writes the footer, the index file and the next segment's header
+//! (none synced) and moves on; the seal (their fsyncs, and the directory's) completes on a
+//! sealer thread, or with `seal_in_background` off at the next sync, checkpoint, explicit
 //! roll or close.
 //!
 //! Two rules keep recovery exact (FORMAT.md §7): no checkpoint names a segment while a seal
@@ -12,33 +12,27 @@
 //! and no segment is synced while a seal before it is pending, so a seal torn by a crash has
 //! nothing durable after it and recovery can end the log there.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Shared;
 use crate::error::{Error, Result};
 use crate::storage::atomic::sync_replaced;
 use crate::storage::options::Durability;
-use crate::storage::segment::lock;
-use crate::storage::vfs::VfsFile;
+use crate::storage::segment::{lock, ActiveSegment};
 
 /// Most rolled segments whose seal may be pending at once; a roll past it completes them
 /// itself (back-pressure when the disk is slower than the appenders). Under `None` a power
 /// loss can cost up to this many segments beyond the active one.
 pub const PENDING_SEALS_MAX: usize = 4;
 
-/// A rolled segment whose footer is written but not yet durable.
+/// A roll whose writes are not yet durable.
 #[derive(Debug, Clone)]
 pub(super) struct PendingSeal {
-    pub(super) file: Arc<dyn VfsFile>,
-    pub(super) path: PathBuf,
-    /// Written (not synced) at the roll, so readers in other processes find it at once.
-    pub(super) index_path: PathBuf,
-    /// The segment the roll created: its header and the directory entries are synced with
-    /// this seal, after the rolled segment.
-    pub(super) next: Arc<dyn VfsFile>,
-    pub(super) next_path: PathBuf,
-    pub(super) dir: PathBuf,
+    /// The rolled segment: its footer and its index file (written at the roll, so readers in
+    /// other processes find it at once) are synced first.
+    pub(super) rolled: Arc<ActiveSegment>,
+    /// The segment the roll created: its header and the directory entries are synced after.
+    pub(super) next: Arc<ActiveSegment>,
 }
 
 impl Shared {
@@ -52,27 +46,32 @@ impl Shared {
     /// itself is locked only to look and to pop, never across an fsync, so a roll can queue
     /// its seal while an earlier one is being synced. A failure poisons the log.
     pub(super) fn finish_seals(&self) -> Result<()> {
+        if !self.defers_seals() {
+            // Nothing is ever queued; spares every group-commit wait two locks.
+            return Ok(());
+        }
         let _turn = lock(&self.sealing);
         loop {
-            let Some(seal) = lock(&self.seals).first().cloned() else {
+            let Some(PendingSeal { rolled, next }) = lock(&self.seals).first().cloned() else {
                 return Ok(());
             };
-            seal.file
+            rolled
+                .file
                 .sync_data()
-                .map_err(|e| self.poison("seal", Error::io(&seal.path, "seal", e)))?;
-            match sync_replaced(self.vfs.as_ref(), &seal.index_path) {
+                .map_err(|e| self.poison("seal", Error::io(&rolled.path, "seal", e)))?;
+            match sync_replaced(self.vfs.as_ref(), &rolled.index_path) {
                 Ok(()) => {}
                 // Retention deleted the segment meanwhile: nothing left to make durable.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    let e = Error::io(&seal.index_path, "sync index", e);
+                    let e = Error::io(&rolled.index_path, "sync index", e);
                     return Err(self.poison("seal", e));
                 }
             }
-            seal.next
+            next.file
                 .sync_data()
-                .and_then(|()| self.vfs.sync_dir(&seal.dir))
-                .map_err(|e| self.poison("seal", Error::io(&seal.next_path, "sync header", e)))?;
+                .and_then(|()| self.vfs.sync_dir(&self.dir))
+                .map_err(|e| self.poison("seal", Error::io(&next.path, "sync header", e)))?;
             lock(&self.seals).remove(0);
         }
     }

@@ -230,18 +230,7 @@ pub(crate) fn recover(
                 CorruptReason::Footer("a checkpoint exists but every segment file is gone"),
             ));
         }
-        let now = options.clock.now_ms();
-        let base = options.initial_sequence;
-        let file = create_segment(vfs, dir, base, now)?;
-        let cursor = ScanCursor::at_start(base);
-        let active = ActiveSegment::new(dir, base, file, now, tip_of(&cursor), Vec::new());
-        return Ok(Recovered {
-            segments: Segments {
-                sealed: Vec::new(),
-                active: Some(Arc::new(active)),
-            },
-            cursor,
-        });
+        return fresh_active(vfs, dir, options, options.initial_sequence, Vec::new());
     };
 
     // Segments before the checkpoint's active one were sealed durably before that checkpoint
@@ -308,14 +297,13 @@ pub(crate) fn recover(
         // The log ends in this segment: its torn tail (and any footer) is cut, and the
         // segments after it go, since they follow a gap (none of them was ever synced: a
         // later segment is synced only after every seal before it).
-        let dropped = later_segments(&validated, k);
-        let active = finish_active(vfs, dir, base, file, scanned, report)?;
-        drop_segments(vfs, dir, dropped, report)?;
+        let (active, cursor) = finish_active(vfs, dir, base, file, scanned, report)?;
+        drop_segments(vfs, dir, later_segments(&validated, k), report)?;
         return Ok(Recovered {
-            cursor: active.1,
+            cursor,
             segments: Segments {
                 sealed,
-                active: Some(Arc::new(active.0)),
+                active: Some(Arc::new(active)),
             },
         });
     }
