@@ -87,7 +87,7 @@ fn partial_failures_are_retried_until_everything_lands() {
                 sequence_number, ..
             }) => {
                 assert_eq!(
-                    by_seq.get(sequence_number.as_str()).copied(),
+                    by_seq.get(&sequence_number.to_string()).copied(),
                     Some(records[i].data.as_slice())
                 );
             }

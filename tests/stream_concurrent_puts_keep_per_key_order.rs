@@ -46,7 +46,7 @@ fn concurrent_puts_are_exactly_once_and_ordered_per_key() {
                         let put = stream.put_record(entries[0].clone(), None).expect("put");
                         acked.push((
                             entries[0].partition_key.clone(),
-                            put.sequence_number,
+                            put.sequence_number.to_string(),
                             String::from_utf8(entries[0].data.clone()).unwrap(),
                         ));
                     } else {
@@ -55,7 +55,7 @@ fn concurrent_puts_are_exactly_once_and_ordered_per_key() {
                         for (e, r) in entries.iter().zip(out.records) {
                             acked.push((
                                 e.partition_key.clone(),
-                                r.sequence_number.unwrap(),
+                                r.sequence_number.unwrap().to_string(),
                                 String::from_utf8(e.data.clone()).unwrap(),
                             ));
                         }

@@ -75,7 +75,10 @@ fn sequence_numbers_increase_and_iterators_start_where_asked() {
             .expect("put");
         seqs.push(put.sequence_number);
     }
-    let numeric: Vec<u128> = seqs.iter().map(|s| s.parse().unwrap()).collect();
+    let numeric: Vec<u128> = seqs
+        .iter()
+        .map(|s| s.to_string().parse().unwrap())
+        .collect();
     assert!(
         numeric.windows(2).all(|w| w[0] < w[1]),
         "strictly increasing"
@@ -92,11 +95,11 @@ fn sequence_numbers_increase_and_iterators_start_where_asked() {
     assert_eq!(data_from(ShardIteratorType::TrimHorizon).len(), 10);
     assert!(data_from(ShardIteratorType::Latest).is_empty());
     assert_eq!(
-        data_from(ShardIteratorType::AtSequenceNumber(seqs[4].clone()))[0],
+        data_from(ShardIteratorType::AtSequenceNumber(seqs[4].into()))[0],
         "r4"
     );
     assert_eq!(
-        data_from(ShardIteratorType::AfterSequenceNumber(seqs[4].clone()))[0],
+        data_from(ShardIteratorType::AfterSequenceNumber(seqs[4].into()))[0],
         "r5"
     );
     assert_eq!(
@@ -169,7 +172,7 @@ fn a_sequence_number_from_another_shard_is_invalid_argument() {
     let err = stream
         .get_shard_iterator(
             "shardId-000000000001",
-            &ShardIteratorType::AtSequenceNumber(put.sequence_number),
+            &ShardIteratorType::AtSequenceNumber(put.sequence_number.into()),
         )
         .unwrap_err();
     assert_eq!(err.kinesis_name(), "InvalidArgumentException");
@@ -200,7 +203,7 @@ fn a_position_behind_the_trim_horizon_starts_at_the_oldest_retained_record() {
     let it = stream
         .get_shard_iterator(
             "shardId-000000000000",
-            &ShardIteratorType::AtSequenceNumber(first.sequence_number),
+            &ShardIteratorType::AtSequenceNumber(first.sequence_number.into()),
         )
         .expect("iterator");
     let page = stream.get_records(&it, 10).expect("get");
@@ -261,9 +264,9 @@ fn streams_persist_across_reopen() {
         vec!["a".to_string(), "b".to_string()]
     );
     let stream = store.stream("a").expect("a");
-    let mut read: Vec<String> = read_in_lineage_order(&stream)
+    let mut read: Vec<SequenceNumber> = read_in_lineage_order(&stream)
         .into_iter()
-        .map(|r| r.sequence_number.to_string())
+        .map(|r| r.sequence_number)
         .collect();
     let mut want = seqs.clone();
     read.sort();
@@ -339,9 +342,9 @@ fn a_page_maps_only_the_segment_it_reads() {
         numbers.push(put.sequence_number);
     }
     let shard = "shardId-000000000000";
-    let late = numbers[250].clone();
+    let late = numbers[250];
     let it = stream
-        .get_shard_iterator(shard, &ShardIteratorType::AtSequenceNumber(late.clone()))
+        .get_shard_iterator(shard, &ShardIteratorType::AtSequenceNumber(late.into()))
         .expect("iterator");
     disk.reset_stats();
     let page = stream.get_records(&it, 1).expect("get");

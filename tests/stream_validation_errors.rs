@@ -91,11 +91,11 @@ fn put_validation_rejects_the_whole_request() {
     assert_eq!(err.kinesis_name(), "ValidationException");
     let first = stream.put_record(ok.clone(), None).expect("put");
     let second = stream
-        .put_record(ok, Some(&first.sequence_number))
+        .put_record(ok, Some(&first.sequence_number.to_string()))
         .expect("ordered put");
     assert!(
-        second.sequence_number.parse::<u128>().unwrap()
-            > first.sequence_number.parse::<u128>().unwrap()
+        second.sequence_number.to_string().parse::<u128>().unwrap()
+            > first.sequence_number.to_string().parse::<u128>().unwrap()
     );
     assert_eq!(total_records(&stream), 3);
 }

@@ -10,7 +10,8 @@ use crate::error::Error;
 use crate::format::kpl::UserRecord;
 use crate::storage::SimRng;
 use crate::stream::{
-    parse_hash_key, PutRecordsEntry, Stream, PUT_RECORDS_BYTES_MAX, PUT_RECORDS_ENTRIES_MAX,
+    parse_hash_key, PutRecordsEntry, SequenceNumber, ShardId, Stream, PUT_RECORDS_BYTES_MAX,
+    PUT_RECORDS_ENTRIES_MAX,
 };
 
 /// Sleeps between attempts; replaceable so tests run without waiting.
@@ -72,9 +73,9 @@ pub enum RecordOutcome {
     /// Stored.
     Put {
         /// Its shard.
-        shard_id: String,
+        shard_id: ShardId,
         /// Its (outer) sequence number.
-        sequence_number: String,
+        sequence_number: SequenceNumber,
         /// Its position in the aggregate, if it was aggregated.
         sub_sequence_number: Option<u64>,
     },
@@ -246,8 +247,8 @@ impl Producer {
                                 for (sub, &member) in unit.members.iter().enumerate() {
                                     if let Some(slot) = report.records.get_mut(member) {
                                         *slot = Some(RecordOutcome::Put {
-                                            shard_id: shard_id.clone(),
-                                            sequence_number: sequence_number.clone(),
+                                            shard_id,
+                                            sequence_number,
                                             sub_sequence_number: unit
                                                 .aggregated
                                                 .then_some(sub as u64),

@@ -9,6 +9,7 @@ mod put;
 mod read;
 mod reshard;
 mod sequence;
+mod shard_id;
 mod shard_log;
 mod store;
 #[allow(clippy::module_inception)]
@@ -17,12 +18,14 @@ mod throughput;
 mod types;
 
 pub use hash_key::{
-    parse_hash_key, partition_key_hash, uniform_ranges, HashKeyRange, HASH_KEY_MAX,
+    parse_hash_key, partition_key_hash, uniform_ranges, HashKeyRange, HASH_CACHE_KEY_BYTES_MAX,
+    HASH_CACHE_SLOTS, HASH_KEY_MAX,
 };
 pub use iterator::ITERATOR_TTL_MS;
 pub use manifest::{CompressionSetting, DurabilitySetting, MANIFEST_MAGIC, MANIFEST_VERSION};
 pub use reshard::UpdateShardCountOutput;
 pub use sequence::SequenceNumber;
+pub use shard_id::ShardId;
 pub use store::{validate_stream_name, Store, StoreOptions};
 pub use stream::{FaultInjection, Stream, MANIFEST_FILE};
 pub use throughput::ThroughputLimits;

@@ -6,6 +6,7 @@ use std::sync::PoisonError;
 
 use super::hash_key::{parse_hash_key, partition_key_hash};
 use super::sequence::SequenceNumber;
+use super::shard_id::ShardId;
 use super::stream::{FaultInjection, Stream, StreamState};
 use super::throughput::{Meter, ThroughputLimits};
 use super::types::*;
@@ -152,15 +153,13 @@ impl Stream {
                 });
                 match durable {
                     Ok(appended) => {
-                        // Formatted once per shard: formatting it per record took 4% of a put.
-                        let id = shard_id(index);
+                        // Typed, not formatted: a string per record for the sequence number
+                        // and one for the shard id took 5% of a put's CPU.
                         for (offset, (i, _)) in members.iter().enumerate() {
                             let log_sequence = appended.first_sequence + offset as u64;
                             let success = PutRecordsResultEntry {
-                                sequence_number: Some(
-                                    SequenceNumber::new(index, log_sequence).to_string(),
-                                ),
-                                shard_id: Some(id.clone()),
+                                sequence_number: Some(SequenceNumber::new(index, log_sequence)),
+                                shard_id: Some(ShardId::new(index)),
                                 error_code: None,
                                 error_message: None,
                             };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytestring::ByteString;
 use serde::Serialize;
 
-use super::SequenceNumber;
+use super::{SequenceNumber, ShardId};
 
 use crate::format::codec::Compression;
 use crate::storage::Durability;
@@ -71,9 +71,9 @@ pub struct PutRecordsEntry {
 #[serde(rename_all = "PascalCase")]
 pub struct PutRecordOutput {
     /// The shard.
-    pub shard_id: String,
+    pub shard_id: ShardId,
     /// The record's sequence number.
-    pub sequence_number: String,
+    pub sequence_number: SequenceNumber,
 }
 
 /// One result of `put_records`, positionally aligned with its entry: either a sequence number
@@ -83,10 +83,10 @@ pub struct PutRecordOutput {
 pub struct PutRecordsResultEntry {
     /// Set on success.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sequence_number: Option<String>,
+    pub sequence_number: Option<SequenceNumber>,
     /// Set on success.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub shard_id: Option<String>,
+    pub shard_id: Option<ShardId>,
     /// `ProvisionedThroughputExceededException` or `InternalFailure` on failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,

@@ -228,11 +228,11 @@ fn run(s: &Scenario) {
             // Records 7 s apart span several 30 s tumbling windows.
             world.now_ms.fetch_add(7_000, Ordering::SeqCst);
         }
-        let sequence = parse(&out.sequence_number);
+        let sequence = parse(&out.sequence_number.to_string());
         puts.insert(
             sequence,
             Put {
-                shard: out.shard_id,
+                shard: out.shard_id.to_string(),
                 matches,
             },
         );

@@ -297,9 +297,11 @@ impl Harness {
         for (request, result) in requests.iter().zip(&output.records) {
             match (&result.shard_id, &result.sequence_number) {
                 (Some(shard_id), Some(sequence)) => {
-                    self.check_routing(shard_id, &request.partition_key);
-                    let sequence = parse_sequence(sequence);
-                    let list = self.shards.entry(shard_id.clone()).or_default();
+                    // Checked through their text, as a client of the JSON API sees them.
+                    let shard_id = shard_id.to_string();
+                    self.check_routing(&shard_id, &request.partition_key);
+                    let sequence = parse_sequence(&sequence.to_string());
+                    let list = self.shards.entry(shard_id).or_default();
                     if let Some(last) = list.last() {
                         assert!(
                             sequence > last.sequence,

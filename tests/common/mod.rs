@@ -293,6 +293,7 @@ pub fn put_all(stream: &shardlog::stream::Stream, key: &str, data: &[&str]) -> V
                 .put_record(entry(key, d.as_bytes()), None)
                 .expect("put")
                 .sequence_number
+                .to_string()
         })
         .collect()
 }
