@@ -53,24 +53,30 @@ fn md5_hash(key: &[u8]) -> u128 {
 }
 
 /// How many partition keys each thread remembers the hash of: a bound of
-/// `HASH_CACHE_SLOTS` x 72 bytes (72 KiB) per thread that puts.
-pub const HASH_CACHE_SLOTS: usize = 1024;
+/// `HASH_CACHE_SLOTS` x 64 bytes (256 KiB) per thread that puts. Direct-mapped, so a working
+/// set of 1,000 keys still misses on about a fifth of them (at 1,024 slots it was 60%).
+pub const HASH_CACHE_SLOTS: usize = 4096;
 
 /// The longest partition key, in bytes, that the hash cache holds (a UUID's 36 fit); longer
 /// keys are hashed every time.
-pub const HASH_CACHE_KEY_BYTES_MAX: usize = 48;
+pub const HASH_CACHE_KEY_BYTES_MAX: usize = 40;
 
 thread_local! {
     static HASH_CACHE: std::cell::RefCell<HashCache> = std::cell::RefCell::new(HashCache::default());
 }
 
-/// One remembered key and its hash. `len` is `EMPTY_SLOT` until the slot is filled.
+/// One remembered key and its hash (big-endian bytes, so the slot packs into one cache
+/// line). `len` is `EMPTY_SLOT` until the slot is filled.
 #[derive(Clone, Copy)]
+#[repr(C, align(64))]
 struct CachedHash {
-    len: u8,
     key: [u8; HASH_CACHE_KEY_BYTES_MAX],
-    hash: u128,
+    hash: [u8; 16],
+    len: u8,
 }
+
+// One slot, one cache line: the bound in HASH_CACHE_SLOTS' doc counts on it.
+const _: () = assert!(std::mem::size_of::<CachedHash>() == 64);
 
 const EMPTY_SLOT: u8 = u8::MAX;
 
@@ -85,9 +91,9 @@ impl HashCache {
     fn hash(&mut self, key: &[u8]) -> u128 {
         if self.slots.is_empty() {
             let empty = CachedHash {
-                len: EMPTY_SLOT,
                 key: [0; HASH_CACHE_KEY_BYTES_MAX],
-                hash: 0,
+                hash: [0; 16],
+                len: EMPTY_SLOT,
             };
             self.slots = vec![empty; HASH_CACHE_SLOTS];
         }
@@ -96,14 +102,14 @@ impl HashCache {
             return md5_hash(key);
         };
         if usize::from(slot.len) == key.len() && slot.key.get(..key.len()) == Some(key) {
-            return slot.hash;
+            return u128::from_be_bytes(slot.hash);
         }
         let hash = md5_hash(key);
         if let Some(stored) = slot.key.get_mut(..key.len()) {
             stored.copy_from_slice(key);
-            // `key.len()` is at most HASH_CACHE_KEY_BYTES_MAX (48), below EMPTY_SLOT.
+            // `key.len()` is at most HASH_CACHE_KEY_BYTES_MAX (40), below EMPTY_SLOT.
             slot.len = key.len() as u8;
-            slot.hash = hash;
+            slot.hash = hash.to_be_bytes();
         }
         hash
     }
@@ -171,7 +177,8 @@ mod tests {
         keys.push(String::new());
         keys.push("k".repeat(HASH_CACHE_KEY_BYTES_MAX));
         keys.push("k".repeat(HASH_CACHE_KEY_BYTES_MAX + 1));
-        keys.push("é".repeat(40));
+        keys.push("é".repeat(20));
+        keys.push("é".repeat(21));
         for round in 0..3 {
             for key in keys.iter().rev().chain(&keys) {
                 assert_eq!(
