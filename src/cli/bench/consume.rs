@@ -11,10 +11,9 @@ use shardlog::consumer::{
     MappingOptions,
 };
 use shardlog::storage::{Durability, RealFs};
-use shardlog::stream::{
-    PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig, GET_RECORDS_LIMIT_MAX,
-};
+use shardlog::stream::{PutRecordsEntry, Store, Stream, StreamConfig, GET_RECORDS_LIMIT_MAX};
 
+use super::read::{read_every_shard, ReadBack, Readers};
 use super::{io_failure, percentile, POISON_KEY};
 use crate::cli::Failure;
 
@@ -35,42 +34,8 @@ pub(super) struct Consumed {
     pub get_records_per_s: f64,
 }
 
-/// Reads every shard to its end with get_records in pages of `page_records`, one thread per
-/// shard.
-fn read_shards_in_parallel(stream: &Stream, page_records: usize) -> Result<f64, Failure> {
-    let shards = stream.list_shards()?;
-    let started = Instant::now();
-    let counts = std::thread::scope(|scope| {
-        let readers: Vec<_> = shards
-            .iter()
-            .map(|shard| {
-                scope.spawn(move || -> Result<u64, Failure> {
-                    let mut records = 0u64;
-                    let mut iterator = Some(
-                        stream
-                            .get_shard_iterator(&shard.shard_id, &ShardIteratorType::TrimHorizon)?,
-                    );
-                    while let Some(current) = iterator {
-                        let page = stream.get_records(&current, page_records)?;
-                        if page.records.is_empty() && page.millis_behind_latest == 0 {
-                            break;
-                        }
-                        records += page.records.len() as u64;
-                        iterator = page.next_shard_iterator;
-                    }
-                    Ok(records)
-                })
-            })
-            .collect();
-        readers
-            .into_iter()
-            .map(|r| {
-                r.join()
-                    .unwrap_or_else(|_| Err(Failure::usage("bench: a reader panicked")))
-            })
-            .collect::<Result<Vec<u64>, Failure>>()
-    })?;
-    Ok(counts.iter().sum::<u64>() as f64 / started.elapsed().as_secs_f64().max(1e-9))
+fn records_per_s(read: ReadBack) -> f64 {
+    read.records as f64 / read.elapsed.as_secs_f64().max(1e-9)
 }
 
 /// The bench's function: fails any batch holding a poison record, succeeds otherwise. In
@@ -167,8 +132,11 @@ pub(super) fn consume(
 ) -> Result<Consumed, Failure> {
     let (mut no_op_records_per_s, mut get_records_per_s) = (0f64, 0f64);
     for run in 0..CONSUME_RUNS {
-        get_records_per_s =
-            get_records_per_s.max(read_shards_in_parallel(stream, GET_RECORDS_LIMIT_MAX)?);
+        get_records_per_s = get_records_per_s.max(records_per_s(read_every_shard(
+            stream,
+            GET_RECORDS_LIMIT_MAX,
+            Readers::ThreadPerShard,
+        )?));
         let name = format!("bench-no-op-{run}");
         let no_op = mapping(
             batch_size,

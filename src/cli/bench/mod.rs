@@ -13,13 +13,14 @@ use clap::Args;
 use serde_json::json;
 use shardlog::format::codec::Compression;
 use shardlog::storage::Durability;
-use shardlog::stream::{PutRecordsEntry, ShardIteratorType, Store, Stream, StreamConfig};
+use shardlog::stream::{PutRecordsEntry, Store, Stream, StreamConfig, GET_RECORDS_LIMIT_MAX};
 
 use super::{Failure, Outcome};
 
 mod consume;
 mod kill;
 mod payload;
+mod read;
 mod warm;
 
 use payload::{Payload, PayloadPool};
@@ -285,27 +286,28 @@ fn produce(
     Ok((started.elapsed(), latencies))
 }
 
-fn read_all(stream: &Stream) -> Result<(Duration, u64, u64), Failure> {
-    let started = Instant::now();
-    let (mut records, mut bytes) = (0u64, 0u64);
-    for shard in stream.list_shards()? {
-        let mut it =
-            Some(stream.get_shard_iterator(&shard.shard_id, &ShardIteratorType::TrimHorizon)?);
-        while let Some(iterator) = it {
-            let page = stream.get_records(&iterator, 10_000)?;
-            if page.records.is_empty() && page.millis_behind_latest == 0 {
-                break;
-            }
-            records += page.records.len() as u64;
-            bytes += page
-                .records
-                .iter()
-                .map(|r| r.data.len() as u64)
-                .sum::<u64>();
-            it = page.next_shard_iterator;
+/// The fastest of [`READ_RUNS`] reads of every shard by `readers`, checked to find every
+/// record produced.
+fn best_read(
+    stream: &Stream,
+    args: &BenchArgs,
+    readers: read::Readers,
+) -> Result<read::ReadBack, Failure> {
+    let mut best: Option<read::ReadBack> = None;
+    for _ in 0..READ_RUNS {
+        let run = read::read_every_shard(stream, GET_RECORDS_LIMIT_MAX, readers)?;
+        if run.records != args.records as u64 {
+            return Err(Failure::usage(format!(
+                "bench: read {} records, produced {}",
+                run.records, args.records
+            )));
         }
+        best = Some(match best {
+            Some(b) if b.elapsed <= run.elapsed => b,
+            _ => run,
+        });
     }
-    Ok((started.elapsed(), records, bytes))
+    best.ok_or_else(|| Failure::usage("bench: no read ran"))
 }
 
 /// A 1 MiB write + fdatasync loop, and the median latency of a 4 KiB write + fdatasync.
@@ -396,18 +398,11 @@ pub fn run(args: BenchArgs) -> Outcome {
 
     say("read back");
     stream.sync()?;
-    let (mut read_records, mut read_bytes) = (0, 0);
-    let read_time = best_of(READ_RUNS, || {
-        let (time, records, bytes) = read_all(&stream)?;
-        (read_records, read_bytes) = (records, bytes);
-        Ok(time)
-    })?;
-    if read_records != args.records as u64 {
-        return Err(Failure::usage(format!(
-            "bench: read {read_records} records, produced {}",
-            args.records
-        )));
-    }
+    // The ratio's read: a thread per shard, as Kinesis consumers read, against the naive
+    // file's one thread (it is one file); as the produce phase's producer threads are
+    // against the naive writer's one. One thread over all shards is reported beside it.
+    let read = best_read(&stream, &args, read::Readers::ThreadPerShard)?;
+    let read_one_thread = best_read(&stream, &args, read::Readers::OneThread)?;
 
     say("produce with zstd");
     let zstd_config = StreamConfig {
@@ -472,7 +467,10 @@ pub fn run(args: BenchArgs) -> Outcome {
 
     let append = mbps(payload_bytes, produce_time);
     let naive_append = mbps(payload_bytes, naive_write);
-    let read = mbps(read_bytes, read_time);
+    let read_one_thread_mbps = mbps(read_one_thread.data_bytes, read_one_thread.elapsed);
+    let read_time = read.elapsed;
+    let read_records = read.records;
+    let read = mbps(read.data_bytes, read.elapsed);
     let naive_read_mbps = mbps(payload_bytes, naive_read);
     let zstd_append = mbps(payload_bytes, zstd_time);
     let durable_mbps = mbps(durable_bytes, durable_time);
@@ -490,7 +488,7 @@ pub fn run(args: BenchArgs) -> Outcome {
         "consume_vs_get_records": consumed.no_op_records_per_s / consumed.get_records_per_s,
         "clean_reopen_vs_verify": reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
     });
-    let figures = json!({
+    let mut figures = json!({
         "records": args.records, "record_bytes": args.record_size, "shards": args.shards,
         "durability": format!("{:?}", args.durability), "compression": format!("{:?}", args.compression),
         "append_mb_per_s": append, "naive_append_mb_per_s": naive_append,
@@ -515,6 +513,9 @@ pub fn run(args: BenchArgs) -> Outcome {
             "bytes_truncated": killed.bytes_truncated, "records_recovered": killed.records_recovered,
             "reopen_ms": killed.reopen.as_secs_f64() * 1e3},
     });
+    // Beside the ones above (one json! holding them all passes the macro's recursion limit).
+    figures["read_one_thread_mb_per_s"] = json!(read_one_thread_mbps);
+    figures["read_one_thread_vs_naive"] = json!(read_one_thread_mbps / naive_read_mbps);
     let report =
         json!({ "ratios": ratios, "peak_rss_bytes": peak_rss_bytes(), "figures": figures });
     if args.json {
@@ -540,10 +541,16 @@ pub fn run(args: BenchArgs) -> Outcome {
             append / naive_append,
         );
         row(
-            "read MB/s (naive read)",
+            "read MB/s, thread per shard (naive read)",
             format!("{read:.0}"),
             format!("{naive_read_mbps:.0}"),
             read / naive_read_mbps,
+        );
+        row(
+            "read MB/s, one thread (naive read)",
+            format!("{read_one_thread_mbps:.0}"),
+            format!("{naive_read_mbps:.0}"),
+            read_one_thread_mbps / naive_read_mbps,
         );
         row(
             "zstd produce MB/s (naive append)",
