@@ -198,8 +198,7 @@ impl Shared {
         ));
         if deferred {
             self.queue_seal(sealing::PendingSeal {
-                rolled: old,
-                next: active.clone(),
+                rolled: old.clone(),
             })?;
         }
         let mut segments = (*self.snapshot()).clone();
@@ -211,11 +210,21 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(segments);
         writer.active = active.clone();
         writer.cursor = fresh;
+        // The new header is written bytes a sync must cover: with the log sequence number past
+        // them, a sync after the roll (a close's, an `Interval` one) really syncs the new
+        // segment even when nothing was appended to it, and a checkpoint may then name it.
+        writer.lsn += SEGMENT_HEADER_LEN as u64;
         let mut sync = lock(&self.sync);
-        if !deferred {
+        if deferred {
+            // The new segment's header is not synced by the seal (that fsync wrote back
+            // everything appended to the new segment meanwhile, on the appenders' time): until
+            // a sync covers the new segment, a checkpoint names the rolled one, whole, which
+            // the seal that precedes every checkpoint makes durable.
+            sync.synced = (old, tip_of(&cursor));
+        } else {
             sync.synced_lsn = sync.synced_lsn.max(writer.lsn);
+            sync.synced = (active, tip_of(&fresh));
         }
-        sync.synced = (active, tip_of(&fresh));
         drop(sync);
         self.synced_cv.notify_all();
         Ok(())

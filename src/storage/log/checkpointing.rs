@@ -1,6 +1,8 @@
 //! Checkpoints of a writable log: the recovery point (the synced extent of the active
-//! segment) and the index entries it names, written by the background thread and at close.
+//! segment, or of the segment rolled before it until a sync covers the active one) and the
+//! index entries it names, written by the background thread, after seals and at close.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Checkpointer, Shared};
@@ -38,20 +40,31 @@ impl Shared {
             .into_iter()
             .filter(|e| e.position < tip.end)
             .collect();
-        let result = self
-            .persist_index(&mut cp, &active, &entries)
-            .and_then(|()| {
-                let prefix = encode_index_file(active.base, &entries);
-                let checkpoint = Checkpoint {
-                    clean,
-                    active_base: active.base,
-                    recovery_position: tip.end,
-                    next_sequence: tip.next_sequence,
-                    max_timestamp_ms: tip.max_timestamp_ms,
-                    index_digest: index_digest(&prefix),
-                };
-                write_checkpoint(self.vfs.as_ref(), &self.dir, &checkpoint)
-            });
+        // A rolled segment (named until a sync covers the next one) had its whole index
+        // written at the roll and synced by its seal; retention may even have deleted it
+        // since, and recovery then validates from the next segment on.
+        let still_active = self
+            .snapshot()
+            .active
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, &active));
+        let persisted = if still_active {
+            self.persist_index(&mut cp, &active, &entries)
+        } else {
+            Ok(())
+        };
+        let result = persisted.and_then(|()| {
+            let prefix = encode_index_file(active.base, &entries);
+            let checkpoint = Checkpoint {
+                clean,
+                active_base: active.base,
+                recovery_position: tip.end,
+                next_sequence: tip.next_sequence,
+                max_timestamp_ms: tip.max_timestamp_ms,
+                index_digest: index_digest(&prefix),
+            };
+            write_checkpoint(self.vfs.as_ref(), &self.dir, &checkpoint)
+        });
         cp.last_written = Instant::now();
         result.map_err(|e| self.poison("checkpoint", e))
     }

@@ -44,7 +44,8 @@ pub struct Appended {
 struct Writer {
     active: Arc<ActiveSegment>,
     cursor: ScanCursor,
-    /// Bytes appended since open: the position group commit reasons about.
+    /// Bytes written since open (batches, and the headers of segments rolled to): the
+    /// position group commit reasons about.
     lsn: u64,
 }
 

@@ -3,14 +3,19 @@
 //! most of a segment is still in the page cache when it rolls, and its fsync (60-70 ms for a
 //! 128 MiB segment here) stalled every appender of the shard, and through them every
 //! producer. So the roll writes the footer, the index file and the next segment's header
-//! (none synced) and moves on; the seal (their fsyncs, and the directory's) completes on a
-//! sealer thread, or with `seal_in_background` off at the next sync, checkpoint, explicit
-//! roll or close.
+//! (none synced) and moves on; the seal (the segment's and its index's fsyncs, and the
+//! directory's) completes on a sealer thread, or with `seal_in_background` off at the next
+//! sync, checkpoint, explicit roll or close.
 //!
-//! Two rules keep recovery exact (FORMAT.md §7): no checkpoint names a segment while a seal
-//! before it is pending, so the footers before the checkpoint's active segment are durable;
-//! and no segment is synced while a seal before it is pending, so a seal torn by a crash has
-//! nothing durable after it and recovery can end the log there.
+//! The seal does not sync the next segment's header: that fsync would write back everything
+//! appended to the new segment since the roll too. Until a sync covers the new segment (an
+//! `Interval` sync, an explicit sync, its own seal or the close), checkpoints name the rolled
+//! segment, whole, and recovery validates the new one from its header.
+//!
+//! Two rules keep recovery exact (FORMAT.md §7): no checkpoint is written while a seal is
+//! pending, so the footers before the checkpoint's segment are durable; and no segment is
+//! synced while a seal before it is pending, so a seal torn by a crash has nothing durable
+//! after it and recovery can end the log there.
 
 use std::sync::Arc;
 
@@ -28,11 +33,9 @@ pub const PENDING_SEALS_MAX: usize = 4;
 /// A roll whose writes are not yet durable.
 #[derive(Debug, Clone)]
 pub(super) struct PendingSeal {
-    /// The rolled segment: its footer and its index file (written at the roll, so readers in
-    /// other processes find it at once) are synced first.
+    /// The rolled segment: its batches and footer, then its index file (written at the roll,
+    /// so readers in other processes find it at once) and the rename that put it in place.
     pub(super) rolled: Arc<ActiveSegment>,
-    /// The segment the roll created: its header and the directory entries are synced after.
-    pub(super) next: Arc<ActiveSegment>,
 }
 
 impl Shared {
@@ -42,7 +45,7 @@ impl Shared {
     }
 
     /// Completes every pending seal, oldest first: the segment's fsync (its batches and
-    /// footer), then its index file's. One caller at a time does so (in order); the queue
+    /// footer), then its index file's and the directory's. One caller at a time does so (in order); the queue
     /// itself is locked only to look and to pop, never across an fsync, so a roll can queue
     /// its seal while an earlier one is being synced. A failure poisons the log.
     pub(super) fn finish_seals(&self) -> Result<()> {
@@ -52,7 +55,7 @@ impl Shared {
         }
         let _turn = lock(&self.sealing);
         loop {
-            let Some(PendingSeal { rolled, next }) = lock(&self.seals).first().cloned() else {
+            let Some(PendingSeal { rolled }) = lock(&self.seals).first().cloned() else {
                 return Ok(());
             };
             rolled
@@ -68,10 +71,6 @@ impl Shared {
                     return Err(self.poison("seal", e));
                 }
             }
-            next.file
-                .sync_data()
-                .and_then(|()| self.vfs.sync_dir(&self.dir))
-                .map_err(|e| self.poison("seal", Error::io(&next.path, "sync header", e)))?;
             lock(&self.seals).remove(0);
         }
     }

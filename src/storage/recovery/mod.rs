@@ -261,10 +261,10 @@ pub(crate) fn recover(
         let end = footer.map(|f| f.data_end);
         let scanned = match scan_segment(vfs, dir, options, base, file.as_ref(), cp, end, report)? {
             Scanned::TornCreation { len } => {
-                // A segment's header is synced before any batch of it is (with the seal of
-                // the segment before it, when that seal is deferred), so a bad header with
-                // nothing after it is a creation torn by a crash: the log ends before it,
-                // and it starts afresh. Later segments follow the gap and were never synced.
+                // A segment's header is synced before or with its first batch (by the first
+                // sync that covers the segment, when seals are deferred), so a bad header is a
+                // creation torn by a crash: the log ends before it, and it starts afresh.
+                // Later segments follow the gap and were never synced.
                 report.bytes_truncated += len;
                 drop_segments(vfs, dir, later_segments(&validated, k), report)?;
                 return fresh_active(vfs, dir, options, base, sealed);

@@ -81,9 +81,9 @@ pub(super) fn scan_segment(
         // bytes present decode (the missing ones read as zeros), the segment was never used.
         return Ok(Scanned::TornCreation { len });
     }
-    // A segment the checkpoint does not name may have been created by a roll whose seal (which
-    // syncs the new header) never completed; later writes to it may have landed while its
-    // header did not. Then nothing in it was ever synced, and an invalid header is a torn
+    // A segment the checkpoint does not name may never have been covered by a sync (which
+    // is what makes a deferred roll's new header durable); later writes to it may have landed
+    // while its header did not. Then nothing in it was ever synced, and an invalid header is a torn
     // creation whatever follows. A header the checkpoint vouches for was synced: damage to it
     // is corruption.
     let header_synced = checkpoint.is_some();
