@@ -42,8 +42,14 @@ pub fn partition_key_hash(partition_key: &str) -> u128 {
     if key.len() > HASH_CACHE_KEY_BYTES_MAX {
         return md5_hash(key);
     }
+    // Without the cache (a thread being torn down, or a borrow that cannot happen since
+    // hashing calls nothing back) the hash is computed directly.
     HASH_CACHE
-        .try_with(|cache| cache.borrow_mut().hash(key))
+        .try_with(|cache| {
+            cache
+                .try_borrow_mut()
+                .map_or_else(|_| md5_hash(key), |mut cache| cache.hash(key))
+        })
         .unwrap_or_else(|_| md5_hash(key))
 }
 
