@@ -64,8 +64,14 @@ impl Shared {
                 .map_err(|e| self.poison("seal", Error::io(&rolled.path, "seal", e)))?;
             match sync_replaced(self.vfs.as_ref(), &rolled.index_path) {
                 Ok(()) => {}
-                // Retention deleted the segment meanwhile: nothing left to make durable.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Retention deleted the segment meanwhile: nothing of it left to make
+                // durable. The directory still is synced, as `sync_replaced` would have: the
+                // segment the roll created must exist on disk before a checkpoint that may
+                // name the deleted one (and is renamed into place next) does.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
+                    .vfs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| self.poison("seal", Error::io(&self.dir, "sync directory", e)))?,
                 Err(e) => {
                     let e = Error::io(&rolled.index_path, "sync index", e);
                     return Err(self.poison("seal", e));
