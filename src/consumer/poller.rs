@@ -100,7 +100,7 @@ impl Gathered {
 #[derive(Debug, Default)]
 pub(crate) struct PendingCheckpoint {
     written_ms: Option<i64>,
-    sequence: Option<String>,
+    sequence: Option<SequenceNumber>,
 }
 
 /// A record waiting for its invocation.
@@ -139,11 +139,10 @@ impl EventSourceMapping {
         sequence_number: SequenceNumber,
         finished: bool,
     ) -> Result<()> {
-        let sequence_number = sequence_number.to_string();
         let interval_ms =
             i64::try_from(self.options.checkpoint_interval.as_millis()).unwrap_or(i64::MAX);
         if finished || interval_ms == 0 {
-            return self.set_checkpoint(shard, Some(sequence_number), finished);
+            return self.set_checkpoint(shard, Some(sequence_number.to_string()), finished);
         }
         let now = self.options.clock.now_ms();
         let due = {
@@ -159,12 +158,13 @@ impl EventSourceMapping {
                 entry.written_ms = Some(now);
                 entry.sequence = None;
             } else {
-                entry.sequence = Some(sequence_number.clone());
+                // Formatted only when written: most batches' checkpoints are coalesced.
+                entry.sequence = Some(sequence_number);
             }
             due
         };
         if due {
-            self.set_checkpoint(shard, Some(sequence_number), false)?;
+            self.set_checkpoint(shard, Some(sequence_number.to_string()), false)?;
         }
         Ok(())
     }
@@ -178,7 +178,7 @@ impl EventSourceMapping {
             .get_mut(shard)
             .and_then(|p| p.sequence.take());
         match pending {
-            Some(sequence) => self.set_checkpoint(shard, Some(sequence), false),
+            Some(sequence) => self.set_checkpoint(shard, Some(sequence.to_string()), false),
             None => Ok(()),
         }
     }

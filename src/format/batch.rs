@@ -251,6 +251,7 @@ pub fn encode_batch(
 #[must_use = "a batch is invalid until it is sequenced"]
 pub struct Unsequenced {
     record_count: u32,
+    max_timestamp_ms: i64,
     /// CRC-32 of everything after the header.
     payload_crc: u32,
     payload_len: u64,
@@ -260,6 +261,11 @@ impl Unsequenced {
     /// Records in the batch.
     pub fn record_count(&self) -> u32 {
         self.record_count
+    }
+
+    /// The greatest record timestamp, as the header holds it.
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms
     }
 
     /// Writes `base_sequence` into the batch in `out` and its checksum, combining the
@@ -373,6 +379,7 @@ pub fn encode_unsequenced(
     let payload = out.get(BATCH_HEADER_LEN..).unwrap_or_default();
     Ok(Unsequenced {
         record_count,
+        max_timestamp_ms,
         payload_crc: crc32fast::hash(payload),
         payload_len: payload.len() as u64,
     })
@@ -744,10 +751,14 @@ mod tests {
             let input = borrow(&records);
             let mut out = Vec::new();
             let mut enc = EncodeScratch::default();
-            encode_batch(&mut out, &mut enc, base, &input, compression, aggregated)
+            // What `encode_batch` does, keeping what the writer reads of the unsequenced batch.
+            let unsequenced = encode_unsequenced(&mut out, &mut enc, &input, compression, aggregated)
                 .expect("encodes");
+            unsequenced.sequence(&mut out, base).expect("sequences");
             let mut dec = DecodeScratch::default();
             let view = decode_batch(&out, &mut dec).expect("decodes");
+            prop_assert_eq!(unsequenced.record_count(), view.header().record_count);
+            prop_assert_eq!(unsequenced.max_timestamp_ms(), view.header().max_timestamp_ms);
             prop_assert_eq!(view.header().length as usize, out.len());
             prop_assert_eq!(view.header().aggregated, aggregated);
             prop_assert_eq!(view.header().base_sequence, base);

@@ -38,8 +38,39 @@ pub fn replace_unsynced(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> io::Result<
     vfs.rename(&temp, path)
 }
 
-/// Makes a [`replace_unsynced`] durable: the file's contents, then the rename.
+/// Makes a [`replace_unsynced`] durable: the file's contents, then the directory (the
+/// rename, and every other entry made in it since its last sync). A file deleted since has no
+/// contents left to sync; the directory still is.
 pub fn sync_replaced(vfs: &dyn Vfs, path: &Path) -> io::Result<()> {
-    vfs.open(path, OpenMode::Read)?.sync_data()?;
+    match vfs.open(path, OpenMode::Read) {
+        Ok(file) => file.sync_data()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     vfs.sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{FaultOp, SimDisk};
+
+    /// A seal whose segment retention deleted still syncs the directory: the segment its roll
+    /// created must be on disk before a checkpoint that may name the deleted one.
+    #[test]
+    fn syncing_a_deleted_replacement_still_syncs_its_directory() {
+        let disk = SimDisk::new();
+        let path = Path::new("/sim/log/00000000000000000000.idx");
+        replace_unsynced(&disk, path, b"index").unwrap();
+        disk.delete(path);
+        let before = (disk.calls(FaultOp::Sync), disk.calls(FaultOp::SyncDir));
+        sync_replaced(&disk, path).unwrap();
+        assert_eq!(disk.calls(FaultOp::Sync), before.0, "nothing left to sync");
+        assert_eq!(disk.calls(FaultOp::SyncDir), before.1 + 1);
+        // A file that is there is synced, then its directory.
+        replace_unsynced(&disk, path, b"index").unwrap();
+        sync_replaced(&disk, path).unwrap();
+        assert_eq!(disk.calls(FaultOp::Sync), before.0 + 1);
+        assert_eq!(disk.calls(FaultOp::SyncDir), before.1 + 2);
+    }
 }

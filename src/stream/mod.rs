@@ -2,6 +2,36 @@
 //! shards owning ranges of the 128-bit hash-key space, with Kinesis' names, limits, error
 //! names and behaviour (`../shared/reference/esm-kinesis-semantics.md` part 1).
 
+/// For a value type with `PartialEq<str>` (its text form), the comparisons with `&str` and
+/// `String` on either side, all through that one.
+macro_rules! compares_with_text {
+    ($type:ty) => {
+        impl PartialEq<&str> for $type {
+            fn eq(&self, text: &&str) -> bool {
+                *self == **text
+            }
+        }
+
+        impl PartialEq<String> for $type {
+            fn eq(&self, text: &String) -> bool {
+                *self == *text.as_str()
+            }
+        }
+
+        impl PartialEq<$type> for String {
+            fn eq(&self, value: &$type) -> bool {
+                *value == *self.as_str()
+            }
+        }
+
+        impl PartialEq<$type> for &str {
+            fn eq(&self, value: &$type) -> bool {
+                *value == **self
+            }
+        }
+    };
+}
+
 mod hash_key;
 mod iterator;
 mod manifest;

@@ -97,29 +97,7 @@ impl PartialEq<str> for SequenceNumber {
     }
 }
 
-impl PartialEq<&str> for SequenceNumber {
-    fn eq(&self, text: &&str) -> bool {
-        *self == **text
-    }
-}
-
-impl PartialEq<String> for SequenceNumber {
-    fn eq(&self, text: &String) -> bool {
-        *self == *text.as_str()
-    }
-}
-
-impl PartialEq<SequenceNumber> for String {
-    fn eq(&self, number: &SequenceNumber) -> bool {
-        *number == *self.as_str()
-    }
-}
-
-impl PartialEq<SequenceNumber> for &str {
-    fn eq(&self, number: &SequenceNumber) -> bool {
-        *number == **self
-    }
-}
+compares_with_text!(SequenceNumber);
 
 #[cfg(test)]
 mod tests {

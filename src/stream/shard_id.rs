@@ -50,29 +50,7 @@ impl PartialEq<str> for ShardId {
     }
 }
 
-impl PartialEq<&str> for ShardId {
-    fn eq(&self, text: &&str) -> bool {
-        *self == **text
-    }
-}
-
-impl PartialEq<String> for ShardId {
-    fn eq(&self, text: &String) -> bool {
-        *self == *text.as_str()
-    }
-}
-
-impl PartialEq<ShardId> for String {
-    fn eq(&self, id: &ShardId) -> bool {
-        *id == *self.as_str()
-    }
-}
-
-impl PartialEq<ShardId> for &str {
-    fn eq(&self, id: &ShardId) -> bool {
-        *id == **self
-    }
-}
+compares_with_text!(ShardId);
 
 #[cfg(test)]
 mod tests {

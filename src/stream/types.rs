@@ -221,9 +221,9 @@ pub struct StreamDescription {
     pub open_shard_count: u32,
 }
 
-/// Formats a shard index as Kinesis does: `shardId-000000000007`.
+/// Formats a shard index as Kinesis does: `shardId-000000000007` (see [`ShardId`]).
 pub fn shard_id(index: u32) -> String {
-    format!("shardId-{index:012}")
+    ShardId::new(index).to_string()
 }
 
 /// Parses `shardId-000000000007` (or the bare index `7`, as kinesalite accepts).

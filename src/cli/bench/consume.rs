@@ -13,7 +13,7 @@ use shardlog::consumer::{
 use shardlog::storage::{Durability, RealFs};
 use shardlog::stream::{PutRecordsEntry, Store, Stream, StreamConfig, GET_RECORDS_LIMIT_MAX};
 
-use super::read::{read_every_shard, ReadBack, Readers};
+use super::read::{read_every_shard, Readers};
 use super::{io_failure, percentile, POISON_KEY};
 use crate::cli::Failure;
 
@@ -32,10 +32,6 @@ pub(super) struct Consumed {
     /// the mapping has, pages of 10,000 records (the largest, so the fastest loop; the
     /// mapping polls pages that large too, whatever its BatchSize).
     pub get_records_per_s: f64,
-}
-
-fn records_per_s(read: ReadBack) -> f64 {
-    read.records as f64 / read.elapsed.as_secs_f64().max(1e-9)
 }
 
 /// The bench's function: fails any batch holding a poison record, succeeds otherwise. In
@@ -132,11 +128,10 @@ pub(super) fn consume(
 ) -> Result<Consumed, Failure> {
     let (mut no_op_records_per_s, mut get_records_per_s) = (0f64, 0f64);
     for run in 0..CONSUME_RUNS {
-        get_records_per_s = get_records_per_s.max(records_per_s(read_every_shard(
-            stream,
-            GET_RECORDS_LIMIT_MAX,
-            Readers::ThreadPerShard,
-        )?));
+        get_records_per_s = get_records_per_s.max(
+            read_every_shard(stream, GET_RECORDS_LIMIT_MAX, Readers::ThreadPerShard)?
+                .records_per_s(),
+        );
         let name = format!("bench-no-op-{run}");
         let no_op = mapping(
             batch_size,

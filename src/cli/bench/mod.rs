@@ -299,30 +299,28 @@ pub fn run(args: BenchArgs) -> Outcome {
         compression: args.compression,
         ..Default::default()
     };
+    // Every record of the run, streamed from the configured producer threads.
+    let produce_all = |stream: &Arc<Stream>| {
+        produce(
+            stream,
+            &work,
+            args.producer_threads,
+            args.batch_size,
+            Generation::Streamed,
+        )
+    };
     // Each side of the append ratio runs twice and keeps its faster run, one run before the
     // other side's second: a half-second run is at the mercy of the machine. The first
     // stream is deleted after its run, so that the second writes into the memory it freed.
     let first = store.create_stream(FIRST_RUN_STREAM, &config)?;
-    let first_run = produce(
-        &first,
-        &work,
-        args.producer_threads,
-        args.batch_size,
-        Generation::Streamed,
-    )?;
+    let first_run = produce_all(&first)?;
     first.sync()?;
     drop(first);
     store.delete_stream(FIRST_RUN_STREAM)?;
     let naive_write_second = naive_write(&dir.join("naive.log"), &work)?;
     let naive_write_time = naive_write_first.min(naive_write_second);
     let stream = store.create_stream("bench", &config)?;
-    let second_run = produce(
-        &stream,
-        &work,
-        args.producer_threads,
-        args.batch_size,
-        Generation::Streamed,
-    )?;
+    let second_run = produce_all(&stream)?;
     let produce_runs = [first_run.0, second_run.0];
     let (produce_time, latencies) = if first_run.0 <= second_run.0 {
         first_run
@@ -344,13 +342,7 @@ pub fn run(args: BenchArgs) -> Outcome {
         ..config.clone()
     };
     let zstd = store.create_stream("bench-zstd", &zstd_config)?;
-    let (zstd_time, _) = produce(
-        &zstd,
-        &work,
-        args.producer_threads,
-        args.batch_size,
-        Generation::Streamed,
-    )?;
+    let (zstd_time, _) = produce_all(&zstd)?;
     let zstd_disk = dir_bytes(&dir.join("store/streams/bench-zstd"));
     let raw_disk = dir_bytes(&dir.join("store/streams/bench"));
 
@@ -402,15 +394,13 @@ pub fn run(args: BenchArgs) -> Outcome {
     let append = mbps(payload_bytes, produce_time);
     let naive_append = mbps(payload_bytes, naive_write_time);
     let read_one_thread_mbps = mbps(read_one_thread.data_bytes, read_one_thread.elapsed);
-    let read_time = read.elapsed;
-    let read_records = read.records;
+    let get_rps = read.records_per_s();
     let read = mbps(read.data_bytes, read.elapsed);
     let naive_read_mbps = mbps(payload_bytes, naive_read);
     let zstd_append = mbps(payload_bytes, zstd_time);
     let durable_mbps = mbps(durable_bytes, durable_time);
     let consume_rps = consumed.records_per_s;
     let poison_found = consumed.poison_found;
-    let get_rps = read_records as f64 / read_time.as_secs_f64().max(1e-9);
     let durable_p99 = percentile(&durable_latencies, 0.99);
     let ratios = json!({
         "append_vs_naive": append / naive_append,

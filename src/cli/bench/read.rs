@@ -17,6 +17,13 @@ pub(super) struct ReadBack {
     pub(super) data_bytes: u64,
 }
 
+impl ReadBack {
+    /// Records read per second.
+    pub(super) fn records_per_s(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
 /// How the shards are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Readers {

@@ -41,7 +41,7 @@ impl Shared {
         let encode_and_write = |buf: &mut Vec<u8>, scratch: &mut EncodeScratch| {
             let unsequenced =
                 encode_unsequenced(buf, scratch, records, self.options.compression, aggregated)?;
-            self.write_encoded(buf, unsequenced, records)
+            self.write_encoded(buf, unsequenced)
         };
         ENCODE_BUFFER.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buffers) => {
@@ -61,7 +61,6 @@ impl Shared {
         &self,
         batch: &mut [u8],
         unsequenced: Unsequenced,
-        records: &[RecordIn<'_>],
     ) -> Result<(Appended, PendingSync)> {
         let mut guard = self.lock_writer()?;
         let writer = &mut *guard;
@@ -80,17 +79,12 @@ impl Shared {
         if let Err(e) = writer.active.file.write_all_at(batch, position) {
             return Err(self.poison("write", Error::io(&writer.active.path, "write", e)));
         }
-        let max_ts = records
-            .iter()
-            .map(|r| r.timestamp_ms)
-            .max()
-            .unwrap_or(i64::MIN);
-        let count = unsequenced.record_count();
-        if let Some(entry) =
-            writer
-                .cursor
-                .advance(length, count, max_ts, self.options.index_interval_bytes)
-        {
+        if let Some(entry) = writer.cursor.advance(
+            length,
+            unsequenced.record_count(),
+            unsequenced.max_timestamp_ms(),
+            self.options.index_interval_bytes,
+        ) {
             writer.active.push_index(entry);
         }
         writer.lsn += length;
@@ -130,7 +124,7 @@ impl Shared {
         self.roll_inner(writer)
             .map_err(|e| self.poison("roll", e))?;
         if self.defers_seals() {
-            // The checkpoint naming the new segment follows the seal (see `sealing`).
+            // The checkpoint follows the seal (see `sealing`).
             self.start_sealer();
         } else {
             self.write_checkpoint(false)?;

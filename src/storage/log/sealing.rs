@@ -45,9 +45,10 @@ impl Shared {
     }
 
     /// Completes every pending seal, oldest first: the segment's fsync (its batches and
-    /// footer), then its index file's and the directory's. One caller at a time does so (in order); the queue
-    /// itself is locked only to look and to pop, never across an fsync, so a roll can queue
-    /// its seal while an earlier one is being synced. A failure poisons the log.
+    /// footer), then its index file's and the directory's. One caller at a time does so (in
+    /// order); the queue itself is locked only to look and to pop, never across an fsync, so
+    /// a roll can queue its seal while an earlier one is being synced. A failure poisons the
+    /// log.
     pub(super) fn finish_seals(&self) -> Result<()> {
         if !self.defers_seals() {
             // Nothing is ever queued; spares every group-commit wait two locks.
@@ -62,21 +63,11 @@ impl Shared {
                 .file
                 .sync_data()
                 .map_err(|e| self.poison("seal", Error::io(&rolled.path, "seal", e)))?;
-            match sync_replaced(self.vfs.as_ref(), &rolled.index_path) {
-                Ok(()) => {}
-                // Retention deleted the segment meanwhile: nothing of it left to make
-                // durable. The directory still is synced, as `sync_replaced` would have: the
-                // segment the roll created must exist on disk before a checkpoint that may
-                // name the deleted one (and is renamed into place next) does.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => self
-                    .vfs
-                    .sync_dir(&self.dir)
-                    .map_err(|e| self.poison("seal", Error::io(&self.dir, "sync directory", e)))?,
-                Err(e) => {
-                    let e = Error::io(&rolled.index_path, "sync index", e);
-                    return Err(self.poison("seal", e));
-                }
-            }
+            // The directory is synced even when retention deleted the segment meanwhile: the
+            // segment the roll created must be on disk before a checkpoint that may name the
+            // deleted one is renamed into place.
+            sync_replaced(self.vfs.as_ref(), &rolled.index_path)
+                .map_err(|e| self.poison("seal", Error::io(&rolled.index_path, "sync index", e)))?;
             lock(&self.seals).remove(0);
         }
     }
@@ -90,8 +81,9 @@ impl Shared {
         Ok(())
     }
 
-    /// Starts a thread that completes the pending seals and then checkpoints (naming the new
-    /// active segment), when seals complete in the background.
+    /// Starts a thread that completes the pending seals and then checkpoints (naming the
+    /// segment rolled last, until a sync covers the active one), when seals complete in the
+    /// background.
     pub(super) fn start_sealer(&self) {
         if !self.options.seal_in_background {
             return;
