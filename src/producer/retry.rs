@@ -10,8 +10,8 @@ use crate::error::Error;
 use crate::format::kpl::UserRecord;
 use crate::storage::SimRng;
 use crate::stream::{
-    parse_hash_key, PutRecordsEntry, SequenceNumber, ShardId, Stream, PUT_RECORDS_BYTES_MAX,
-    PUT_RECORDS_ENTRIES_MAX,
+    parse_hash_key, PutRecordsEntry, PutRecordsEntryRef, SequenceNumber, ShardId, Stream,
+    PUT_RECORDS_BYTES_MAX, PUT_RECORDS_ENTRIES_MAX,
 };
 
 /// Sleeps between attempts; replaceable so tests run without waiting.
@@ -235,11 +235,14 @@ impl Producer {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let entries: Vec<PutRecordsEntry> = pending.iter().map(|p| p.entry.clone()).collect();
+            // Borrowed, not cloned: a copy of every record's data per attempt was the
+            // producer's largest cost after the write itself.
+            let entries: Vec<PutRecordsEntryRef<'_>> =
+                pending.iter().map(|p| p.entry.as_entry_ref()).collect();
             report.put_calls += 1;
             let mut still = Vec::new();
             let mut last_error = (String::new(), String::new());
-            match self.stream.put_records(&entries) {
+            match self.stream.put_records_ref(&entries) {
                 Ok(out) => {
                     for (unit, result) in pending.iter().zip(out.records) {
                         match (result.sequence_number, result.shard_id) {

@@ -48,7 +48,7 @@ impl Stream {
                 )));
             }
         }
-        let output = self.put_entries(std::slice::from_ref(&entry), true)?;
+        let output = self.put_entries(&[entry.as_entry_ref()], true)?;
         let result = output.records.into_iter().next();
         match result {
             Some(PutRecordsResultEntry {
@@ -74,10 +74,22 @@ impl Stream {
     /// nothing; otherwise each entry succeeds or fails on its own, and results are aligned
     /// with the entries.
     pub fn put_records(&self, entries: &[PutRecordsEntry]) -> Result<PutRecordsOutput> {
+        let borrowed: Vec<PutRecordsEntryRef<'_>> =
+            entries.iter().map(PutRecordsEntry::as_entry_ref).collect();
+        self.put_entries(&borrowed, false)
+    }
+
+    /// [`Stream::put_records`] for entries that borrow their bytes: the same validation,
+    /// routing, results and durability, with no copy of the request made to call it.
+    pub fn put_records_ref(&self, entries: &[PutRecordsEntryRef<'_>]) -> Result<PutRecordsOutput> {
         self.put_entries(entries, false)
     }
 
-    fn put_entries(&self, entries: &[PutRecordsEntry], single: bool) -> Result<PutRecordsOutput> {
+    fn put_entries(
+        &self,
+        entries: &[PutRecordsEntryRef<'_>],
+        single: bool,
+    ) -> Result<PutRecordsOutput> {
         self.check_writer()?;
         let hash_keys = self.validate_put(entries, single)?;
         let now = self.now_ms();
@@ -98,7 +110,8 @@ impl Stream {
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_some();
             // Group the entries by shard, keeping request order within each shard.
-            let mut by_shard: BTreeMap<u32, Vec<(usize, &PutRecordsEntry)>> = BTreeMap::new();
+            let mut by_shard: BTreeMap<u32, Vec<(usize, &PutRecordsEntryRef<'_>)>> =
+                BTreeMap::new();
             for (i, (entry, hash_key)) in entries.iter().zip(&hash_keys).enumerate() {
                 if faults_on {
                     if let Some(failure) = self.injected_put_failure(&state, *hash_key) {
@@ -126,11 +139,8 @@ impl Stream {
                     .map(|(_, entry)| RecordIn {
                         timestamp_ms: now,
                         partition_key: entry.partition_key.as_bytes(),
-                        explicit_hash_key: entry
-                            .explicit_hash_key
-                            .as_deref()
-                            .and_then(parse_hash_key),
-                        data: &entry.data,
+                        explicit_hash_key: entry.explicit_hash_key.and_then(parse_hash_key),
+                        data: entry.data,
                     })
                     .collect();
                 let outcome = shard
@@ -200,7 +210,7 @@ impl Stream {
             limits.map(|l| (l, Meter::default()));
     }
 
-    fn admit_write(&self, shard: u32, now: i64, entry: &PutRecordsEntry) -> bool {
+    fn admit_write(&self, shard: u32, now: i64, entry: &PutRecordsEntryRef<'_>) -> bool {
         let mut slot = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
         let Some((limits, meter)) = slot.as_mut() else {
             return true;
@@ -244,11 +254,10 @@ impl Stream {
     /// record size, hash key), so a producer can fail a bad record alone instead of letting it
     /// reject a whole request.
     pub fn check_entry(&self, entry: &PutRecordsEntry) -> Result<()> {
-        self.validate_put(std::slice::from_ref(entry), true)
-            .map(|_| ())
+        self.validate_put(&[entry.as_entry_ref()], true).map(|_| ())
     }
 
-    fn validate_put(&self, entries: &[PutRecordsEntry], single: bool) -> Result<Vec<u128>> {
+    fn validate_put(&self, entries: &[PutRecordsEntryRef<'_>], single: bool) -> Result<Vec<u128>> {
         let member = if single { "" } else { "records." };
         if !single && (entries.is_empty() || entries.len() > PUT_RECORDS_ENTRIES_MAX) {
             let constraint = if entries.is_empty() {
@@ -295,8 +304,8 @@ impl Stream {
                 )));
             }
             total += size;
-            let hash_key = match &entry.explicit_hash_key {
-                None => partition_key_hash(&entry.partition_key),
+            let hash_key = match entry.explicit_hash_key {
+                None => partition_key_hash(entry.partition_key),
                 Some(text) => {
                     let pattern_ok = text == "0"
                         || (!text.is_empty()

@@ -66,6 +66,31 @@ pub struct PutRecordsEntry {
     pub explicit_hash_key: Option<String>,
 }
 
+impl PutRecordsEntry {
+    /// This entry, borrowed: what [`Stream::put_records_ref`](super::Stream::put_records_ref)
+    /// takes.
+    pub fn as_entry_ref(&self) -> PutRecordsEntryRef<'_> {
+        PutRecordsEntryRef {
+            data: &self.data,
+            partition_key: &self.partition_key,
+            explicit_hash_key: self.explicit_hash_key.as_deref(),
+        }
+    }
+}
+
+/// One entry of a `put_records` request that borrows its bytes, so a producer can build its
+/// batches in buffers it reuses instead of allocating for every record. Validated, routed
+/// and stored exactly as the [`PutRecordsEntry`] with the same fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutRecordsEntryRef<'a> {
+    /// The payload.
+    pub data: &'a [u8],
+    /// The partition key, 1..=256 characters.
+    pub partition_key: &'a str,
+    /// A decimal hash key overriding the partition key's MD5.
+    pub explicit_hash_key: Option<&'a str>,
+}
+
 /// Where a put landed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]

@@ -12,10 +12,11 @@ use clap::Args;
 use serde_json::json;
 use shardlog::format::codec::Compression;
 use shardlog::storage::Durability;
-use shardlog::stream::{PutRecordsEntry, Store, Stream, StreamConfig, GET_RECORDS_LIMIT_MAX};
+use shardlog::stream::{Store, Stream, StreamConfig, GET_RECORDS_LIMIT_MAX};
 
 use super::{Failure, Outcome};
 
+mod arena;
 mod consume;
 mod kill;
 mod naive;
@@ -23,6 +24,7 @@ mod payload;
 mod read;
 mod warm;
 
+use arena::BatchArena;
 use naive::{fdatasync_baseline, naive, naive_write, READ_RUNS};
 use payload::{Payload, PayloadPool};
 
@@ -86,16 +88,40 @@ pub(super) struct Workload {
 }
 
 impl Workload {
+    /// `count` records of `size` bytes, five of them poison.
+    fn new(count: usize, size: usize, payload: Payload) -> Workload {
+        Workload {
+            count,
+            size,
+            poison_every: (count / 5).max(1),
+            payloads: Arc::new(PayloadPool::new(payload, size)),
+        }
+    }
+
     pub(super) fn record(&self, i: usize) -> Vec<u8> {
         self.payloads.record(i)
     }
 
+    /// Appends record `i` to `buffer`.
+    pub(super) fn record_into(&self, i: usize, buffer: &mut Vec<u8>) {
+        self.payloads.record_into(i, buffer);
+    }
+
     fn key(&self, i: usize) -> String {
-        if i % self.poison_every == self.poison_every / 2 {
-            format!("{POISON_KEY}-{i}")
+        let mut key = String::new();
+        self.key_into(i, &mut key);
+        key
+    }
+
+    /// Appends record `i`'s partition key to `buffer`.
+    fn key_into(&self, i: usize, buffer: &mut String) {
+        use std::fmt::Write as _;
+        // Writing to a String cannot fail.
+        let _ = if i % self.poison_every == self.poison_every / 2 {
+            write!(buffer, "{POISON_KEY}-{i}")
         } else {
-            format!("user-{}", i % 1000)
-        }
+            write!(buffer, "user-{}", i % 1000)
+        };
     }
 
     fn payload_bytes(&self) -> u64 {
@@ -174,28 +200,31 @@ fn produce(
             std::thread::spawn(move || -> Result<Vec<Duration>, String> {
                 let start = t * chunk;
                 let end = (start + chunk).min(work.count);
-                let batch_of = move |i: usize| -> Vec<PutRecordsEntry> {
-                    (i..(i + batch).min(end))
-                        .map(|j| PutRecordsEntry {
-                            data: work.record(j),
-                            partition_key: work.key(j),
-                            explicit_hash_key: None,
-                        })
-                        .collect()
-                };
-                let starts = (start..end).step_by(batch.max(1));
-                let batches: Box<dyn Iterator<Item = Vec<PutRecordsEntry>>> = match generation {
-                    Generation::Streamed => Box::new(starts.map(batch_of)),
-                    Generation::Prepared => {
-                        Box::new(starts.map(batch_of).collect::<Vec<_>>().into_iter())
-                    }
-                };
+                let ranges = (start..end)
+                    .step_by(batch.max(1))
+                    .map(|i| i..(i + batch).min(end));
+                // Streamed: one arena, refilled for each call; prepared: one per call.
+                let mut prepared = Vec::new();
+                if generation == Generation::Prepared {
+                    prepared = ranges.clone().map(|r| BatchArena::of(&work, r)).collect();
+                }
+                let mut arena = BatchArena::default();
                 ready.wait();
                 let mut latencies = Vec::new();
-                for mut entries in batches {
+                for (k, records) in ranges.enumerate() {
+                    let arena = match prepared.get(k) {
+                        Some(built) => built,
+                        None => {
+                            arena.fill(&work, records);
+                            &arena
+                        }
+                    };
+                    let mut entries = arena.entries();
                     while !entries.is_empty() {
                         let call = Instant::now();
-                        let out = stream.put_records(&entries).map_err(|e| e.to_string())?;
+                        let out = stream
+                            .put_records_ref(&entries)
+                            .map_err(|e| e.to_string())?;
                         latencies.push(call.elapsed());
                         entries = entries
                             .into_iter()
@@ -271,12 +300,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     let say = |what: &str| progress.set_message(what.to_string());
     progress.enable_steady_tick(Duration::from_millis(200));
 
-    let work = Workload {
-        count: args.records,
-        size: args.record_size,
-        poison_every: (args.records / 5).max(1),
-        payloads: Arc::new(PayloadPool::new(args.payload, args.record_size)),
-    };
+    let work = Workload::new(args.records, args.record_size, args.payload);
     let poison_count = (0..work.count)
         .filter(|&i| work.key(i).starts_with(POISON_KEY))
         .count();

@@ -50,27 +50,34 @@ impl PayloadPool {
     /// Record `i`: the pool's event `i mod POOL_EVENTS` with `i` as its id and, for
     /// clickstream events, a UUID of its own.
     pub fn record(&self, i: usize) -> Vec<u8> {
-        let mut out = self
-            .events
-            .get(i % POOL_EVENTS)
-            .cloned()
-            .unwrap_or_default();
+        let mut out = Vec::with_capacity(self.size);
+        self.record_into(i, &mut out);
+        out
+    }
+
+    /// Appends [`PayloadPool::record`]`(i)` to `buffer`, for producers that reuse their
+    /// buffers.
+    pub fn record_into(&self, i: usize, buffer: &mut Vec<u8>) {
+        let start = buffer.len();
+        buffer.extend_from_slice(self.events.get(i % POOL_EVENTS).map_or(&[], |e| e));
+        let Some(out) = buffer.get_mut(start..) else {
+            return;
+        };
         let mut hex = [0u8; 16];
         write_hex(&mut hex, i as u64);
-        overwrite(&mut out, ID_AT.start, &hex);
+        overwrite(out, ID_AT.start, &hex);
         if self.kind == Payload::Events && self.size >= EVENT_BYTES_MIN {
             let mut rng = SimRng::new(0x5eed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let (mut high, mut low) = ([0u8; 16], [0u8; 16]);
             write_hex(&mut high, rng.next_u64());
             write_hex(&mut low, rng.next_u64());
             // 8-4-4-4-12, keeping the version and variant digits the template holds.
-            overwrite(&mut out, UUID_AT, high.get(..8).unwrap_or_default());
-            overwrite(&mut out, UUID_AT + 9, high.get(8..12).unwrap_or_default());
-            overwrite(&mut out, UUID_AT + 15, high.get(12..15).unwrap_or_default());
-            overwrite(&mut out, UUID_AT + 20, low.get(..3).unwrap_or_default());
-            overwrite(&mut out, UUID_AT + 24, low.get(3..15).unwrap_or_default());
+            overwrite(out, UUID_AT, high.get(..8).unwrap_or_default());
+            overwrite(out, UUID_AT + 9, high.get(8..12).unwrap_or_default());
+            overwrite(out, UUID_AT + 15, high.get(12..15).unwrap_or_default());
+            overwrite(out, UUID_AT + 20, low.get(..3).unwrap_or_default());
+            overwrite(out, UUID_AT + 24, low.get(3..15).unwrap_or_default());
         }
-        out
     }
 }
 
