@@ -15,6 +15,13 @@ fn log_dir(i: usize) -> String {
     format!("/sim/logs/{i}")
 }
 
+/// `count` logs under `Always` in their own directories.
+fn open_logs(disk: &SimDisk, count: usize) -> Vec<Log> {
+    (0..count)
+        .map(|i| Log::open(log_dir(i), sim_options(disk, Durability::Always)).expect("open"))
+        .collect()
+}
+
 fn deferred(log: &Log, text: &str) -> (Appended, PendingSync) {
     let record = RecordIn {
         timestamp_ms: 1_000_000,
@@ -47,9 +54,7 @@ fn a_deferred_batch_is_invisible_until_its_wait_makes_it_durable() {
 #[test]
 fn waits_on_several_logs_acknowledge_each_and_survive_power_loss() {
     let disk = SimDisk::new();
-    let logs: Vec<Log> = (0..4)
-        .map(|i| Log::open(log_dir(i), sim_options(&disk, Durability::Always)).expect("open"))
-        .collect();
+    let logs = open_logs(&disk, 4);
     for round in 0..3 {
         let pending: Vec<(&Log, PendingSync)> = logs
             .iter()
@@ -73,12 +78,37 @@ fn waits_on_several_logs_acknowledge_each_and_survive_power_loss() {
     }
 }
 
+/// The logs' syncs run at the same time, not one after another: the waiting thread leads
+/// one and the logs' background threads the others (they were threads spawned per wait).
+#[test]
+fn waits_on_several_logs_overlap_their_syncs() {
+    let disk = SimDisk::new();
+    let logs = open_logs(&disk, 4);
+    disk.set_sync_delay(std::time::Duration::from_millis(50));
+    disk.reset_stats();
+    let pending: Vec<(&Log, PendingSync)> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, log)| (log, deferred(log, &format!("log-{i}")).1))
+        .collect();
+    let results = Log::wait_durable_all(&pending);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let stats = disk.stats();
+    assert!(stats.syncs >= 4, "each log synced: {stats:?}");
+    assert!(
+        stats.syncs_in_flight_max >= 2,
+        "the syncs overlapped: {stats:?}"
+    );
+    for log in &logs {
+        assert_eq!(read_all(log).len(), 1, "acknowledged and readable");
+    }
+    disk.set_sync_delay(std::time::Duration::ZERO);
+}
+
 #[test]
 fn a_failed_fsync_fails_only_that_logs_wait() {
     let disk = SimDisk::new();
-    let logs: Vec<Log> = (0..3)
-        .map(|i| Log::open(log_dir(i), sim_options(&disk, Durability::Always)).expect("open"))
-        .collect();
+    let logs = open_logs(&disk, 3);
     let pending: Vec<(&Log, PendingSync)> = logs
         .iter()
         .enumerate()

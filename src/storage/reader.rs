@@ -103,13 +103,16 @@ impl LogReader {
     }
 
     /// Verifies every batch, footer and sealed index as [`Log::verify`](super::Log::verify)
-    /// does, against the default index interval, without taking the writer's lock.
+    /// does, against the default index interval, without taking the writer's lock. An
+    /// index file that is a strict prefix of its segment's index is taken for a seal the
+    /// writer has yet to complete, not for damage.
     pub fn verify(&self) -> Result<super::VerifyReport> {
         let segments = self.refresh()?;
         Ok(super::verify::verify(
             &segments,
             self.vfs.as_ref(),
             INDEX_INTERVAL_BYTES,
+            super::verify::UnwrittenIndexes::Unknown,
         ))
     }
 

@@ -55,6 +55,9 @@ pub struct SimStats {
     pub maps: BTreeMap<String, u64>,
     /// `sync_data` calls.
     pub syncs: u64,
+    /// The most `sync_data` calls that were under way at once (with a sync delay set, the
+    /// measure of how far syncs overlapped).
+    pub syncs_in_flight_max: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +95,8 @@ struct State {
     calls: BTreeMap<&'static str, u64>,
     space_limit: Option<u64>,
     sync_delay: std::time::Duration,
+    /// `sync_data` calls under way (in their delay).
+    syncs_in_flight: u64,
     stats: SimStats,
 }
 
@@ -474,10 +479,19 @@ impl VfsFile for SimFile {
 
     fn sync_data(&self) -> io::Result<()> {
         // Like a real device, a sync takes time during which other threads may run and write.
-        let delay = self.disk.lock().sync_delay;
+        let delay = {
+            let mut state = self.disk.lock();
+            state.syncs_in_flight += 1;
+            state.stats.syncs_in_flight_max =
+                state.stats.syncs_in_flight_max.max(state.syncs_in_flight);
+            state.sync_delay
+        };
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
+        let mut state = self.disk.lock();
+        state.syncs_in_flight = state.syncs_in_flight.saturating_sub(1);
+        drop(state);
         self.with(|state| {
             state.stats.syncs += 1;
             if let Some(err) = state.fault(FaultOp::Sync) {

@@ -150,14 +150,11 @@ impl Shared {
         old.file
             .write_all_at(&footer.encode(), cursor.position)
             .map_err(|e| Error::io(&old.path, "seal", e))?;
-        if deferred {
-            crate::storage::atomic::replace_unsynced(
-                self.vfs.as_ref(),
-                &old.index_path,
-                &index_bytes,
-            )
-            .map_err(|e| Error::io(&old.index_path, "write index", e))?;
-        } else {
+        // Deferred, the index file is the seal's first write: a rename over the index
+        // checkpoints kept makes ext4 write the new file back at once, and under the writer
+        // lock that waited (up to 124 ms measured) behind the block layer's throttling of the
+        // earlier seals' writeback, with every producer of the shard queued behind it.
+        if !deferred {
             old.file
                 .sync_data()
                 .map_err(|e| Error::io(&old.path, "seal", e))?;
@@ -191,9 +188,7 @@ impl Shared {
             entries,
         ));
         if deferred {
-            self.queue_seal(sealing::PendingSeal {
-                rolled: old.clone(),
-            })?;
+            self.queue_seal(sealing::PendingSeal::new(old.clone(), index_bytes))?;
         }
         let mut segments = (*self.snapshot()).clone();
         segments.sealed.push(sealed);

@@ -42,38 +42,22 @@ impl Log {
     }
 
     /// [`Log::wait_durable`] for batches in several logs at once, one result per entry in
-    /// order. The waits that need an fsync run on scoped threads, so the logs' syncs overlap:
-    /// the whole wait costs about the slowest sync rather than their sum.
+    /// order. Each log's background thread is asked to lead the syncs this thread would
+    /// otherwise lead one after another, so the logs' syncs overlap: the whole wait costs
+    /// about the slowest sync rather than their sum.
     pub fn wait_durable_all(pending: &[(&Log, PendingSync)]) -> Vec<Result<()>> {
-        // Only waits that would have to lead an fsync are worth a thread: joining a sync
-        // another thread leads costs nothing, and with several producers that is the common
-        // case (spawning then only crowds the cores).
-        let leading = pending
-            .iter()
-            .filter(|(log, p)| p.target_lsn.is_some_and(|t| log.shared.needs_leader(t)))
-            .count();
-        if leading <= 1 {
-            return pending
-                .iter()
-                .map(|(log, p)| log.wait_durable(*p))
-                .collect();
+        // Only syncs no one leads yet are handed over (joining one costs nothing), and not
+        // the first, which this thread leads while the others run.
+        for (log, p) in pending.iter().skip(1) {
+            if let Some(target) = p.target_lsn.filter(|&t| log.shared.needs_leader(t)) {
+                // Unanswered (no background thread), the wait below leads it.
+                let _ = log.shared.request_sync(target);
+            }
         }
-        std::thread::scope(|scope| {
-            // The first wait runs on this thread; the others on their own.
-            let handles: Vec<_> = pending
-                .iter()
-                .skip(1)
-                .map(|&(log, p)| scope.spawn(move || log.wait_durable(p)))
-                .collect();
-            let first = pending.first().map(|(log, p)| log.wait_durable(*p));
-            first
-                .into_iter()
-                .chain(handles.into_iter().map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Internal("a sync waiter panicked".into())))
-                }))
-                .collect()
-        })
+        pending
+            .iter()
+            .map(|(log, p)| log.wait_durable(*p))
+            .collect()
     }
 }
 

@@ -2,16 +2,18 @@
 //! retention in the submodules of those names.
 //!
 //! Locks, always taken in this order: `writer` → `sealing` → `seals`, and `writer` →
-//! `checkpointer` → `sync` (`sealing` is released before `checkpointer` is taken). The
-//! `segments` snapshot lock is held only to swap or clone an `Arc`.
+//! `checkpointer` → `sync` (`sealing` is released before `checkpointer` is taken). A pending
+//! seal's index slot is taken last, with `seals` released. The `segments` snapshot lock is
+//! held only to swap or clone an `Arc`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 mod append;
+mod background;
 mod checkpointing;
 mod group_commit;
 mod retention;
@@ -22,7 +24,7 @@ pub use retention::RetentionReport;
 pub use sealing::PENDING_SEALS_MAX;
 
 use super::clean_mark::CleanMarkGuard;
-use super::options::{Durability, LogOptions};
+use super::options::LogOptions;
 use super::read::{self, ReadLimits, Record, SharedRecord};
 use super::recovery::{read_checkpoint, recover, tip_of, RecoveryReport};
 use super::segment::{lock, read_lock, ActiveSegment, ScanCursor, Segments, Tip};
@@ -81,6 +83,8 @@ struct Shared {
     /// Held by whoever completes seals, across their fsyncs (taken before `seals`).
     sealing: Mutex<()>,
     sealers: Mutex<Vec<JoinHandle<()>>>,
+    /// How callers reach the background thread (see `background`).
+    wake: Arc<background::WakeSignal>,
     poison: Mutex<Option<(&'static str, std::io::ErrorKind)>>,
     retention: Mutex<super::options::Retention>,
     closed: AtomicBool,
@@ -88,9 +92,6 @@ struct Shared {
     clean_mark: CleanMarkGuard,
     _lock: Box<dyn DirLock>,
 }
-
-/// The interval-sync thread and its stop flag.
-type Background = (Arc<(Mutex<bool>, Condvar)>, JoinHandle<()>);
 
 /// A writable log in one directory. `Send + Sync`: appends from many threads are serialized
 /// into batches on disk in the order they take the writer lock, and reads run concurrently.
@@ -100,7 +101,7 @@ type Background = (Arc<(Mutex<bool>, Condvar)>, JoinHandle<()>);
 pub struct Log {
     shared: Arc<Shared>,
     report: RecoveryReport,
-    background: Option<Background>,
+    background: Option<JoinHandle<()>>,
 }
 
 impl Log {
@@ -159,6 +160,7 @@ impl Log {
             seals: Mutex::new(Vec::new()),
             sealing: Mutex::new(()),
             sealers: Mutex::new(Vec::new()),
+            wake: Arc::default(),
             poison: Mutex::new(None),
             retention: Mutex::new(options.retention),
             closed: AtomicBool::new(false),
@@ -259,10 +261,14 @@ impl Log {
     /// instead of stopping at the first.
     pub fn verify(&self) -> super::VerifyReport {
         let segments = self.shared.snapshot();
+        // Taken after the snapshot, so every segment it lists is in the snapshot or was
+        // rolled since; a seal that completed in between has its file checked.
+        let unwritten = self.shared.unwritten_indexes();
         super::verify::verify(
             &segments,
             self.shared.vfs.as_ref(),
             self.shared.options.index_interval_bytes,
+            super::verify::UnwrittenIndexes::Known(&unwritten),
         )
     }
 
@@ -333,9 +339,8 @@ impl Log {
     }
 
     fn close_inner(&mut self) -> Result<()> {
-        if let Some((stop, handle)) = self.background.take() {
-            *lock(&stop.0) = true;
-            stop.1.notify_all();
+        if let Some(handle) = self.background.take() {
+            self.shared.stop_background();
             let _ = handle.join();
         }
         self.shared.join_sealers();
@@ -411,60 +416,5 @@ impl Shared {
         let writer = lock(&self.writer);
         self.check_poison()?;
         Ok(writer)
-    }
-
-    /// The background thread: syncs every interval in `Interval` mode, and in `Always` and
-    /// `Interval` modes writes the periodic recovery-point checkpoint. `None` mode syncs (and so
-    /// checkpoints) only at rolls and close.
-    fn start_background(self: &Arc<Self>) -> Option<Background> {
-        let interval = match self.options.durability {
-            Durability::Interval(interval) => interval.min(self.options.checkpoint_interval),
-            Durability::Always => self.options.checkpoint_interval,
-            Durability::None => return None,
-        };
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let weak = Arc::downgrade(self);
-        let stop_flag = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("shardlog-sync".into())
-            .spawn(move || background_sync(weak, stop_flag, interval))
-            .ok()?;
-        Some((stop, handle))
-    }
-}
-
-fn background_sync(
-    shared: std::sync::Weak<Shared>,
-    stop: Arc<(Mutex<bool>, Condvar)>,
-    interval: Duration,
-) {
-    let mut last_sync = Instant::now();
-    loop {
-        {
-            let stopped = lock(&stop.0);
-            let (stopped, _) = stop
-                .1
-                .wait_timeout_while(stopped, interval, |s| !*s)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if *stopped {
-                return;
-            }
-        }
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        // A failure poisons the log; appenders see it on their next call.
-        if let Durability::Interval(every) = shared.options.durability {
-            if last_sync.elapsed() >= every {
-                last_sync = Instant::now();
-                let target = lock(&shared.writer).lsn;
-                if shared.sync_to(target).is_err() {
-                    return;
-                }
-            }
-        }
-        if shared.checkpoint_if_due().is_err() {
-            return;
-        }
     }
 }

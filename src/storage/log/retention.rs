@@ -56,6 +56,7 @@ impl Shared {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(remaining);
         for segment in &deleted {
+            self.cancel_index_write(segment.base);
             for path in segment_paths(&self.dir, segment.base) {
                 match self.vfs.remove_file(&path) {
                     Ok(()) => {}

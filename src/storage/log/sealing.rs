@@ -2,10 +2,12 @@
 //! segment at a roll costs one small fsync and is done at once. Under `Interval` and `None`
 //! most of a segment is still in the page cache when it rolls, and its fsync (60-70 ms for a
 //! 128 MiB segment here) stalled every appender of the shard, and through them every
-//! producer. So the roll writes the footer, the index file and the next segment's header
-//! (none synced) and moves on; the seal (the segment's and its index's fsyncs, and the
-//! directory's) completes on a sealer thread, or with `seal_in_background` off at the next
-//! sync, checkpoint, explicit roll or close.
+//! producer. So the roll writes the footer and the next segment's header (neither synced)
+//! and moves on; the seal (the index file's write, the segment's and the index's fsyncs,
+//! and the directory's) completes on a sealer thread, or with `seal_in_background` off at the
+//! next sync, checkpoint, explicit roll or close. Until the index file is written, a reader
+//! in another process rebuilds the segment's index by scanning it (its digest is in the
+//! footer), as it does for any damaged index.
 //!
 //! The seal does not sync the next segment's header: that fsync would write back everything
 //! appended to the new segment since the roll too. Until a sync covers the new segment (an
@@ -17,11 +19,11 @@
 //! synced while a seal before it is pending, so a seal torn by a crash has nothing durable
 //! after it and recovery can end the log there.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::Shared;
 use crate::error::{Error, Result};
-use crate::storage::atomic::sync_replaced;
+use crate::storage::atomic::{replace_unsynced, sync_replaced};
 use crate::storage::options::Durability;
 use crate::storage::segment::{lock, ActiveSegment};
 
@@ -33,9 +35,21 @@ pub const PENDING_SEALS_MAX: usize = 4;
 /// A roll whose writes are not yet durable.
 #[derive(Debug, Clone)]
 pub(super) struct PendingSeal {
-    /// The rolled segment: its batches and footer, then its index file (written at the roll,
-    /// so readers in other processes find it at once) and the rename that put it in place.
+    /// The rolled segment: its batches and footer are written, not synced.
     pub(super) rolled: Arc<ActiveSegment>,
+    /// The index file's bytes until the seal writes them (`None` after, or once retention
+    /// deleted the segment). Held across that write, so retention, which takes it before
+    /// deleting the segment's files, never leaves an index file behind a deleted segment.
+    index: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl PendingSeal {
+    pub(super) fn new(rolled: Arc<ActiveSegment>, index_bytes: Vec<u8>) -> PendingSeal {
+        PendingSeal {
+            rolled,
+            index: Arc::new(Mutex::new(Some(index_bytes))),
+        }
+    }
 }
 
 impl Shared {
@@ -44,8 +58,9 @@ impl Shared {
         !matches!(self.options.durability, Durability::Always)
     }
 
-    /// Completes every pending seal, oldest first: the segment's fsync (its batches and
-    /// footer), then its index file's and the directory's. One caller at a time does so (in
+    /// Completes every pending seal, oldest first: the index file's write, the segment's
+    /// fsync (its batches and footer), then the index file's and the directory's. One caller
+    /// at a time does so (in
     /// order); the queue itself is locked only to look and to pop, never across an fsync, so
     /// a roll can queue its seal while an earlier one is being synced. A failure poisons the
     /// log.
@@ -56,9 +71,18 @@ impl Shared {
         }
         let _turn = lock(&self.sealing);
         loop {
-            let Some(PendingSeal { rolled }) = lock(&self.seals).first().cloned() else {
+            let Some(PendingSeal { rolled, index }) = lock(&self.seals).first().cloned() else {
                 return Ok(());
             };
+            {
+                let mut unwritten = lock(&index);
+                if let Some(bytes) = unwritten.as_ref() {
+                    replace_unsynced(self.vfs.as_ref(), &rolled.index_path, bytes).map_err(
+                        |e| self.poison("seal", Error::io(&rolled.index_path, "write index", e)),
+                    )?;
+                }
+                *unwritten = None;
+            }
             rolled
                 .file
                 .sync_data()
@@ -70,6 +94,29 @@ impl Shared {
                 .map_err(|e| self.poison("seal", Error::io(&rolled.index_path, "sync index", e)))?;
             lock(&self.seals).remove(0);
         }
+    }
+
+    /// Drops the unwritten index file of the pending seal of the segment at `base`, before
+    /// retention deletes that segment's files (waiting for a seal writing it right now).
+    /// The caller holds the writer lock.
+    pub(super) fn cancel_index_write(&self, base: u64) {
+        let index = lock(&self.seals)
+            .iter()
+            .find(|seal| seal.rolled.base == base)
+            .map(|seal| seal.index.clone());
+        if let Some(index) = index {
+            *lock(&index) = None;
+        }
+    }
+
+    /// Bases of the segments whose pending seal has not written the index file yet.
+    pub(super) fn unwritten_indexes(&self) -> Vec<u64> {
+        let seals: Vec<PendingSeal> = lock(&self.seals).clone();
+        seals
+            .iter()
+            .filter(|seal| lock(&seal.index).is_some())
+            .map(|seal| seal.rolled.base)
+            .collect()
     }
 
     /// Queues a roll's seal; past [`PENDING_SEALS_MAX`] completes the queue first.
