@@ -506,6 +506,14 @@ fn bench_runs_every_phase_and_reports_the_ratios() {
         assert!((fastest - figures[best].as_f64().unwrap()).abs() < 1e-6 * fastest);
     }
     assert!(figures["read_one_thread_mb_per_s"].as_f64().unwrap() > 0.0);
+    // The durable phase ran at the batch size (the ratios') and at puts of 100.
+    assert_eq!(figures["durable_records_per_put"], 500);
+    let small_puts = &figures["durable_small_puts"];
+    assert_eq!(small_puts["records_per_put"], 100);
+    assert!(small_puts["mb_per_s"].as_f64().unwrap() > 0.0);
+    assert!(
+        small_puts["put_p50_ms"].as_f64().unwrap() <= small_puts["put_p99_ms"].as_f64().unwrap()
+    );
     // The first run's stream was deleted; the kept stream holds every record.
     let streams = shardlog(
         dir.path().join("b").join("store").as_path(),
@@ -516,4 +524,7 @@ fn bench_runs_every_phase_and_reports_the_ratios() {
         !listed.contains("bench-first-run") && listed.contains("bench"),
         "{listed}"
     );
+    for durable in ["bench-durable", "bench-durable-small-puts"] {
+        assert!(listed.contains(durable), "{listed}");
+    }
 }

@@ -18,6 +18,7 @@ use super::{Failure, Outcome};
 
 mod arena;
 mod consume;
+mod durable;
 mod kill;
 mod naive;
 mod payload;
@@ -25,7 +26,8 @@ mod read;
 mod warm;
 
 use arena::BatchArena;
-use naive::{fdatasync_baseline, naive, naive_write, READ_RUNS};
+use durable::durable_phase;
+use naive::{naive, naive_write, READ_RUNS};
 use payload::{Payload, PayloadPool};
 
 /// Arguments of `shardlog bench`.
@@ -309,7 +311,9 @@ pub fn run(args: BenchArgs) -> Outcome {
     say("warm the page cache's memory");
     // What the timed write phases add to the page cache: the naive file and the stream
     // (each the payload and a little), the zstd stream (about a quarter) and the durable one.
-    let durable_payload_bytes = (args.durable_records.min(args.records) * args.record_size) as u64;
+    // The durable phase runs twice (at the batch size and at puts of 100).
+    let durable_payload_bytes =
+        2 * (args.durable_records.min(args.records) * args.record_size) as u64;
     let warmed = warm::warm_page_cache(&dir, payload_bytes / 2 * 5 + durable_payload_bytes)?;
 
     say("naive baseline");
@@ -374,26 +378,11 @@ pub fn run(args: BenchArgs) -> Outcome {
     // Earlier phases' data written back first: the baseline and the durable phase both
     // measure a quiet device, not one busy flushing a gigabyte.
     zstd.sync()?;
-    let (sync_bandwidth, sync_p50) = fdatasync_baseline(&dir)?;
     let durable_work = Workload {
         count: args.durable_records.min(args.records),
         ..work.clone()
     };
-    let durable = store.create_stream(
-        "bench-durable",
-        &StreamConfig {
-            durability: Durability::Always,
-            ..config.clone()
-        },
-    )?;
-    let (durable_time, durable_latencies) = produce(
-        &durable,
-        &durable_work,
-        8,
-        args.batch_size.min(100),
-        Generation::Prepared,
-    )?;
-    let durable_bytes = durable_work.payload_bytes();
+    let durable = durable_phase(&dir, &store, &config, &durable_work, args.batch_size)?;
 
     say("consume through an event source mapping");
     let consumed = consume::consume(&dir, &stream, args.consume_batch_size)?;
@@ -402,7 +391,7 @@ pub fn run(args: BenchArgs) -> Outcome {
     let (latency_p50, latency_p99) = consume::put_to_invoke_latency(&store)?;
 
     say("reopen and verify");
-    drop((stream, zstd, durable, store));
+    drop((stream, zstd, store));
     let started = Instant::now();
     let store = Store::open(dir.join("store"))?;
     let stream = store.stream("bench")?;
@@ -422,17 +411,15 @@ pub fn run(args: BenchArgs) -> Outcome {
     let read = mbps(read.data_bytes, read.elapsed);
     let naive_read_mbps = mbps(payload_bytes, naive_read);
     let zstd_append = mbps(payload_bytes, zstd_time);
-    let durable_mbps = mbps(durable_bytes, durable_time);
     let consume_rps = consumed.records_per_s;
     let poison_found = consumed.poison_found;
-    let durable_p99 = percentile(&durable_latencies, 0.99);
     let ratios = json!({
         "append_vs_naive": append / naive_append,
         "read_vs_naive": read / naive_read_mbps,
         "zstd_append_vs_naive": zstd_append / naive_append,
         "zstd_disk_vs_naive": zstd_disk as f64 / naive_size as f64,
-        "durable_vs_fdatasync": durable_mbps / sync_bandwidth,
-        "durable_p99_vs_fdatasync_p50": durable_p99.as_secs_f64() / sync_p50.as_secs_f64().max(1e-9),
+        "durable_vs_fdatasync": durable.bandwidth_ratio(&durable.run),
+        "durable_p99_vs_fdatasync_p50": durable.p99_ratio(&durable.run),
         "consume_vs_get_records": consumed.no_op_records_per_s / consumed.get_records_per_s,
         "clean_reopen_vs_verify": reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
     });
@@ -445,8 +432,8 @@ pub fn run(args: BenchArgs) -> Outcome {
         "put_latency_ms": {"p50": percentile(&latencies, 0.5).as_secs_f64() * 1e3, "p99": percentile(&latencies, 0.99).as_secs_f64() * 1e3, "p999": percentile(&latencies, 0.999).as_secs_f64() * 1e3},
         "zstd_append_mb_per_s": zstd_append, "disk_bytes": raw_disk, "zstd_disk_bytes": zstd_disk, "naive_disk_bytes": naive_size,
         "compression_ratio": raw_disk as f64 / zstd_disk.max(1) as f64,
-        "durable_mb_per_s": durable_mbps, "durable_put_p99_ms": durable_p99.as_secs_f64() * 1e3,
-        "fdatasync_1mib_mb_per_s": sync_bandwidth, "fdatasync_4kib_p50_ms": sync_p50.as_secs_f64() * 1e3,
+        "durable_mb_per_s": durable.run.mb_per_s, "durable_put_p99_ms": durable.run.put_p99.as_secs_f64() * 1e3,
+        "fdatasync_1mib_mb_per_s": durable.fdatasync_mb_per_s, "fdatasync_4kib_p50_ms": durable.fdatasync_p50.as_secs_f64() * 1e3,
         "consumer_records_per_s": consume_rps, "get_records_per_s": get_rps,
         "consumer_no_op_records_per_s": consumed.no_op_records_per_s,
         "consumer_with_poison_vs_get_records": consume_rps / consumed.get_records_per_s,
@@ -465,7 +452,14 @@ pub fn run(args: BenchArgs) -> Outcome {
     figures["read_one_thread_mb_per_s"] = json!(read_one_thread_mbps);
     // The median beside the p99: by Little's law the durable latency is bounded below by the
     // bytes in flight over the durable bandwidth, whatever the tail does.
-    figures["durable_put_p50_ms"] = json!(percentile(&durable_latencies, 0.5).as_secs_f64() * 1e3);
+    figures["durable_put_p50_ms"] = json!(durable.run.put_p50.as_secs_f64() * 1e3);
+    figures["durable_records_per_put"] = json!(durable.run.records_per_put);
+    let small = &durable.small_puts;
+    figures["durable_small_puts"] = json!({
+        "records_per_put": small.records_per_put, "mb_per_s": small.mb_per_s,
+        "put_p50_ms": small.put_p50.as_secs_f64() * 1e3, "put_p99_ms": small.put_p99.as_secs_f64() * 1e3,
+        "vs_fdatasync": durable.bandwidth_ratio(small), "p99_vs_fdatasync_p50": durable.p99_ratio(small),
+    });
     figures["append_runs_mb_per_s"] = json!(produce_runs.map(|t| mbps(payload_bytes, t)));
     figures["naive_append_runs_mb_per_s"] = json!([
         mbps(payload_bytes, naive_write_first),
@@ -520,18 +514,24 @@ pub fn run(args: BenchArgs) -> Outcome {
             format!("{naive_size}"),
             zstd_disk as f64 / naive_size as f64,
         );
-        row(
-            "durable MB/s (1 MiB fdatasync loop)",
-            format!("{durable_mbps:.0}"),
-            format!("{sync_bandwidth:.0}"),
-            durable_mbps / sync_bandwidth,
-        );
-        row(
-            "durable p99 ms (fdatasync p50)",
-            format!("{:.2}", durable_p99.as_secs_f64() * 1e3),
-            format!("{:.2}", sync_p50.as_secs_f64() * 1e3),
-            durable_p99.as_secs_f64() / sync_p50.as_secs_f64().max(1e-9),
-        );
+        for run in [&durable.run, &durable.small_puts] {
+            let puts = run.records_per_put;
+            row(
+                &format!("durable MB/s, puts of {puts} (1 MiB fdatasync loop)"),
+                format!("{:.0}", run.mb_per_s),
+                format!("{:.0}", durable.fdatasync_mb_per_s),
+                durable.bandwidth_ratio(run),
+            );
+            row(
+                &format!("durable p99 ms, puts of {puts} (fdatasync p50)"),
+                format!("{:.2}", run.put_p99.as_secs_f64() * 1e3),
+                format!("{:.2}", durable.fdatasync_p50.as_secs_f64() * 1e3),
+                durable.p99_ratio(run),
+            );
+            if durable.small_puts.records_per_put == durable.run.records_per_put {
+                break;
+            }
+        }
         row(
             "consume records/s, no-op function (get_records)",
             format!("{:.0}", consumed.no_op_records_per_s),
