@@ -59,9 +59,15 @@ fn md5_hash(key: &[u8]) -> u128 {
 }
 
 /// How many partition keys each thread remembers the hash of: a bound of
-/// `HASH_CACHE_SLOTS` x 64 bytes (256 KiB) per thread that puts. Direct-mapped, so a working
-/// set of 1,000 keys still misses on about a fifth of them (at 1,024 slots it was 60%).
+/// `HASH_CACHE_SLOTS` x 64 bytes (256 KiB) per thread that puts. The slots form sets of
+/// [`HASH_CACHE_WAYS`]: a working set of 1,000 keys misses on 1% of its lookups, one of
+/// 2,000 on 11% (when each key had a single slot, 1,000 keys missed on a fifth).
 pub const HASH_CACHE_SLOTS: usize = 4096;
+
+/// Slots a key may occupy: the set its cheap hash picks holds this many keys at once.
+pub const HASH_CACHE_WAYS: usize = 4;
+
+const HASH_CACHE_SETS: usize = HASH_CACHE_SLOTS / HASH_CACHE_WAYS;
 
 /// The longest partition key, in bytes, that the hash cache holds (a UUID's 36 fit); longer
 /// keys are hashed every time.
@@ -83,14 +89,20 @@ struct CachedHash {
 
 // One slot, one cache line: the bound in HASH_CACHE_SLOTS' doc counts on it.
 const _: () = assert!(std::mem::size_of::<CachedHash>() == 64);
+const _: () = assert!(HASH_CACHE_SLOTS % HASH_CACHE_WAYS == 0);
 
 const EMPTY_SLOT: u8 = u8::MAX;
 
-/// A direct-mapped cache: each key has one slot, chosen by a cheap hash of its bytes, and a
-/// newer key evicts an older one in that slot. Allocated on a thread's first put.
+/// A set-associative cache: a cheap hash of a key picks its set of [`HASH_CACHE_WAYS`]
+/// adjacent slots; a new key takes an empty slot of the set, or evicts the set's slots in
+/// turn. Allocated on a thread's first put.
 #[derive(Default)]
 struct HashCache {
     slots: Vec<CachedHash>,
+    /// Per set, the slot the next eviction takes.
+    next_eviction: Vec<u8>,
+    /// Lookups that computed MD5.
+    misses: u64,
 }
 
 impl HashCache {
@@ -102,22 +114,41 @@ impl HashCache {
                 len: EMPTY_SLOT,
             };
             self.slots = vec![empty; HASH_CACHE_SLOTS];
+            self.next_eviction = vec![0; HASH_CACHE_SETS];
         }
         // xxh3 (the index digest's hash) takes a few nanoseconds on a short key, MD5 about a
         // hundred.
-        let slot_index = xxhash_rust::xxh3::xxh3_64(key) as usize % HASH_CACHE_SLOTS;
-        let Some(slot) = self.slots.get_mut(slot_index) else {
+        let set = xxhash_rust::xxh3::xxh3_64(key) as usize % HASH_CACHE_SETS;
+        let first = set * HASH_CACHE_WAYS;
+        let Some(ways) = self.slots.get_mut(first..first + HASH_CACHE_WAYS) else {
             return md5_hash(key);
         };
-        if usize::from(slot.len) == key.len() && slot.key.get(..key.len()) == Some(key) {
+        let holds = |slot: &CachedHash| {
+            usize::from(slot.len) == key.len() && slot.key.get(..key.len()) == Some(key)
+        };
+        if let Some(slot) = ways.iter().find(|slot| holds(slot)) {
             return u128::from_be_bytes(slot.hash);
         }
+        self.misses += 1;
         let hash = md5_hash(key);
-        if let Some(stored) = slot.key.get_mut(..key.len()) {
-            stored.copy_from_slice(key);
-            // `key.len()` is at most HASH_CACHE_KEY_BYTES_MAX (40), below EMPTY_SLOT.
-            slot.len = key.len() as u8;
-            slot.hash = hash.to_be_bytes();
+        let way = match ways.iter().position(|slot| slot.len == EMPTY_SLOT) {
+            Some(empty) => empty,
+            None => match self.next_eviction.get_mut(set) {
+                Some(turn) => {
+                    let way = usize::from(*turn) % HASH_CACHE_WAYS;
+                    *turn = turn.wrapping_add(1);
+                    way
+                }
+                None => 0,
+            },
+        };
+        if let Some(slot) = ways.get_mut(way) {
+            if let Some(stored) = slot.key.get_mut(..key.len()) {
+                stored.copy_from_slice(key);
+                // `key.len()` is at most HASH_CACHE_KEY_BYTES_MAX (40), below EMPTY_SLOT.
+                slot.len = key.len() as u8;
+                slot.hash = hash.to_be_bytes();
+            }
         }
         hash
     }
@@ -188,6 +219,32 @@ mod tests {
                     "{key} round {round}"
                 );
             }
+        }
+    }
+
+    /// The bound's promise: once seen, a working set of 1,000 keys (the bench's) misses on at
+    /// most 1% of its lookups, one of 2,000 on at most 15%.
+    #[test]
+    fn a_working_set_within_the_cache_mostly_hits() {
+        for (keys, misses_max_percent) in [(1000usize, 1u64), (2000, 15)] {
+            let mut cache = HashCache::default();
+            let names: Vec<String> = (0..keys).map(|i| format!("user-{i}")).collect();
+            for name in &names {
+                cache.hash(name.as_bytes());
+            }
+            cache.misses = 0;
+            let rounds = 5;
+            for _ in 0..rounds {
+                for name in &names {
+                    assert_eq!(cache.hash(name.as_bytes()), md5_hash(name.as_bytes()));
+                }
+            }
+            let lookups = (rounds * keys) as u64;
+            assert!(
+                cache.misses * 100 <= lookups * misses_max_percent,
+                "{keys} keys: {} misses of {lookups} lookups",
+                cache.misses
+            );
         }
     }
 

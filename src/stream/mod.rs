@@ -49,7 +49,7 @@ mod types;
 
 pub use hash_key::{
     parse_hash_key, partition_key_hash, uniform_ranges, HashKeyRange, HASH_CACHE_KEY_BYTES_MAX,
-    HASH_CACHE_SLOTS, HASH_KEY_MAX,
+    HASH_CACHE_SLOTS, HASH_CACHE_WAYS, HASH_KEY_MAX,
 };
 pub use iterator::ITERATOR_TTL_MS;
 pub use manifest::{CompressionSetting, DurabilitySetting, MANIFEST_MAGIC, MANIFEST_VERSION};
