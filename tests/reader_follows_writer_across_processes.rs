@@ -99,7 +99,9 @@ fn reader_follows_appends_rolls_and_retention() {
 
 /// A reader verifying a live log finds sealed segments whose index file the writer's seal
 /// has not written yet (the file still holds the prefix checkpoints wrote): that is a seal
-/// to come, not damage. A damaged index file is still reported.
+/// to come, not damage; nor is an index written at an interval other than the default
+/// (bug: every such index was reported as differing from the batches). A damaged index file
+/// is still reported.
 #[test]
 fn a_reader_verifying_a_live_log_takes_an_unwritten_index_for_a_pending_seal() {
     use shardlog::storage::SimDisk;
@@ -107,8 +109,8 @@ fn a_reader_verifying_a_live_log_takes_an_unwritten_index_for_a_pending_seal() {
     let dir = std::path::Path::new(DIR);
     let options = LogOptions {
         segment_bytes_max: 16 * 1024,
-        // The interval a reader assumes.
-        index_interval_bytes: LogOptions::default().index_interval_bytes,
+        // Not the default interval: the reader cannot know it.
+        index_interval_bytes: 512,
         ..sim_options(&disk, Durability::None)
     };
     let log = Log::open(dir, options.clone()).expect("open");
@@ -129,6 +131,13 @@ fn a_reader_verifying_a_live_log_takes_an_unwritten_index_for_a_pending_seal() {
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "idx"))
         .expect("an index file");
+    let reader = LogReader::open(dir, Arc::new(disk.clone())).expect("reader");
+    let verified = reader.verify().expect("verify");
+    assert!(
+        verified.is_ok(),
+        "sealed at 512 bytes: {:?}",
+        verified.problems
+    );
     assert!(disk.flip_bit(&first_index, 20, 0x10));
     let reader = LogReader::open(dir, Arc::new(disk.clone())).expect("reader");
     let verified = reader.verify().expect("verify");

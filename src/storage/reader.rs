@@ -103,9 +103,10 @@ impl LogReader {
     }
 
     /// Verifies every batch, footer and sealed index as [`Log::verify`](super::Log::verify)
-    /// does, against the default index interval, without taking the writer's lock. An
-    /// index file that is a strict prefix of its segment's index is taken for a seal the
-    /// writer has yet to complete, not for damage.
+    /// does, without taking the writer's lock. Not knowing the writer's index interval or its
+    /// pending seals, it holds an index file sound when each of its entries names a batch of
+    /// the segment, in order from the first: written at any interval, or the prefix a seal
+    /// the writer has yet to complete leaves.
     pub fn verify(&self) -> Result<super::VerifyReport> {
         let segments = self.refresh()?;
         Ok(super::verify::verify(

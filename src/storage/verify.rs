@@ -39,10 +39,11 @@ pub(crate) enum UnwrittenIndexes<'a> {
     /// The writer's own list (bases of segments whose seal has not written the index):
     /// those are checked against the index the writer holds, every other file strictly.
     Known(&'a [u64]),
-    /// Seen from another process, which cannot know: an index file that holds whole
-    /// entries, a strict prefix of the segment's index (what checkpoints wrote before the
-    /// roll), is a seal still to come (or, after a crash, one the next open completes), not
-    /// damage.
+    /// Seen from another process, which knows neither the pending seals nor the writer's
+    /// index interval: an index file of whole entries that each name a batch of the segment,
+    /// the first batch first, is sound. Written at another interval, its digest matches the
+    /// footer's; as a prefix of the writer's index (what checkpoints wrote before the roll)
+    /// it is a seal still to come (or, after a crash, one the next open completes).
     Unknown,
 }
 
@@ -108,12 +109,18 @@ pub(crate) fn verify(
             )),
             Ok(bytes) => {
                 let (stored, whole) = decode_index_entries(&bytes, segment.base);
-                let seal_to_come = matches!(unwritten, UnwrittenIndexes::Unknown)
-                    && whole
-                    && stored.len() < implied.len()
-                    && implied.starts_with(&stored);
-                if seal_to_come {
-                    continue;
+                let unknown = matches!(unwritten, UnwrittenIndexes::Unknown);
+                if unknown && whole && stored != implied {
+                    // Another interval, or a seal to come: check each entry against the
+                    // batches themselves (a second scan, only when the index differs).
+                    let mut every_batch = Vec::new();
+                    let mut rescan = ScanCursor::at_start(segment.base);
+                    let stop = scan(Source::Map(&map), &mut rescan, end, 0, &mut every_batch);
+                    if !matches!(stop, ScanStop::Invalid(_))
+                        && names_batches_in_order(&stored, &every_batch)
+                    {
+                        continue;
+                    }
                 }
                 if index_digest(&bytes) != segment.footer.index_digest
                     || bytes.len() as u64 != segment.footer.index_len
@@ -154,4 +161,53 @@ pub(crate) fn verify(
         }
     }
     report
+}
+
+/// Whether every entry of `stored` is one of `every_batch` (an entry per batch), in order,
+/// starting at the first batch: an index at some interval, or a prefix of one.
+fn names_batches_in_order(stored: &[IndexEntry], every_batch: &[IndexEntry]) -> bool {
+    if stored
+        .first()
+        .is_some_and(|first| Some(first) != every_batch.first())
+    {
+        return false;
+    }
+    let mut batches = every_batch.iter();
+    stored
+        .iter()
+        .all(|entry| batches.any(|batch| batch == entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sequence: u64) -> IndexEntry {
+        IndexEntry {
+            sequence,
+            position: 32 + sequence * 100,
+            max_timestamp_before_ms: sequence as i64,
+        }
+    }
+
+    #[test]
+    fn an_index_names_batches_in_order_from_the_first() {
+        let batches: Vec<IndexEntry> = (0..6).map(entry).collect();
+        let named = |seqs: &[u64]| {
+            let stored: Vec<IndexEntry> = seqs.iter().copied().map(entry).collect();
+            names_batches_in_order(&stored, &batches)
+        };
+        assert!(named(&[]), "an empty index (nothing checkpointed yet)");
+        assert!(named(&[0, 2, 4]), "every other batch");
+        assert!(named(&[0, 1]), "a prefix");
+        assert!(!named(&[1, 3]), "not from the first batch");
+        assert!(!named(&[0, 4, 2]), "out of order");
+        assert!(!named(&[0, 0]), "a batch twice");
+        let mut moved = entry(3);
+        moved.position += 1;
+        assert!(
+            !names_batches_in_order(&[entry(0), moved], &batches),
+            "not at a batch"
+        );
+    }
 }
