@@ -23,6 +23,7 @@ mod kill;
 mod naive;
 mod payload;
 mod read;
+mod table;
 mod warm;
 
 use arena::BatchArena;
@@ -471,18 +472,9 @@ pub fn run(args: BenchArgs) -> Outcome {
     if args.json {
         super::print_json(&report);
     } else {
-        println!(
-            "{:<34} {:>14} {:>14} {:>8}",
-            "phase", "shardlog", "baseline", "ratio"
-        );
-        let row = |name: &str, ours: String, base: String, ratio: f64| {
-            // Small ratios (the reopen's) keep their significant digits.
-            let ratio = if ratio < 0.1 {
-                format!("{ratio:.4}")
-            } else {
-                format!("{ratio:.2}")
-            };
-            println!("{name:<34} {ours:>14} {base:>14} {ratio:>8}")
+        let mut table = table::Table::default();
+        let mut row = |name: &str, ours: String, base: String, ratio: f64| {
+            table.row(name, ours, base, ratio);
         };
         row(
             "produce MB/s (naive append)",
@@ -550,6 +542,7 @@ pub fn run(args: BenchArgs) -> Outcome {
             format!("{:.1}", verify_time.as_secs_f64() * 1e3),
             reopen_time.as_secs_f64() / verify_time.as_secs_f64().max(1e-9),
         );
+        print!("{}", table.render());
         println!(
             "after kill -9 of a writer: {} of {} bytes scanned on reopen ({} torn bytes cut), {} records recovered, reopen {:.1} ms",
             killed.bytes_scanned,
