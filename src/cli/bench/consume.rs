@@ -92,9 +92,10 @@ fn mapping(
     )?)
 }
 
-/// Runs of the no-op mapping and of the get_records baseline; each side keeps its fastest.
-/// They alternate, so a slow spell of the machine does not fall on one side only.
-const CONSUME_RUNS: usize = 2;
+/// Runs of the no-op mapping and of the get_records baseline; each side keeps its fastest,
+/// as each read phase keeps the fastest of its three. They alternate, so a slow spell of the
+/// machine does not fall on one side only.
+const CONSUME_RUNS: usize = 3;
 
 /// A typed in-process function that does nothing: what the target's ratio is defined with,
 /// so the ratio measures the mapping's own cost.
