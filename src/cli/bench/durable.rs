@@ -18,7 +18,7 @@ use crate::cli::Failure;
 /// Producer threads of the durable phase, as the issue sets them.
 const DURABLE_PRODUCERS: usize = 8;
 /// Records per put of the phase's second run.
-pub(super) const SMALL_PUT_RECORDS: usize = 100;
+const SMALL_PUT_RECORDS: usize = 100;
 
 /// One run of the durable phase.
 #[derive(Debug, Clone, Copy)]
