@@ -473,34 +473,31 @@ pub fn run(args: BenchArgs) -> Outcome {
         super::print_json(&report);
     } else {
         let mut table = table::Table::default();
-        let mut row = |name: &str, ours: String, base: String, ratio: f64| {
-            table.row(name, ours, base, ratio);
-        };
-        row(
+        table.row(
             "produce MB/s (naive append)",
             format!("{append:.0}"),
             format!("{naive_append:.0}"),
             append / naive_append,
         );
-        row(
+        table.row(
             "read MB/s, thread per shard (naive read)",
             format!("{read:.0}"),
             format!("{naive_read_mbps:.0}"),
             read / naive_read_mbps,
         );
-        row(
+        table.row(
             "read MB/s, one thread (naive read)",
             format!("{read_one_thread_mbps:.0}"),
             format!("{naive_read_mbps:.0}"),
             read_one_thread_mbps / naive_read_mbps,
         );
-        row(
+        table.row(
             "zstd produce MB/s (naive append)",
             format!("{zstd_append:.0}"),
             format!("{naive_append:.0}"),
             zstd_append / naive_append,
         );
-        row(
+        table.row(
             "zstd bytes on disk (naive file)",
             format!("{zstd_disk}"),
             format!("{naive_size}"),
@@ -508,13 +505,13 @@ pub fn run(args: BenchArgs) -> Outcome {
         );
         for run in [&durable.run, &durable.small_puts] {
             let puts = run.records_per_put;
-            row(
+            table.row(
                 &format!("durable MB/s, puts of {puts} (1 MiB fdatasync loop)"),
                 format!("{:.0}", run.mb_per_s),
                 format!("{:.0}", durable.fdatasync_mb_per_s),
                 durable.bandwidth_ratio(run),
             );
-            row(
+            table.row(
                 &format!("durable p99 ms, puts of {puts} (fdatasync p50)"),
                 format!("{:.2}", run.put_p99.as_secs_f64() * 1e3),
                 format!("{:.2}", durable.fdatasync_p50.as_secs_f64() * 1e3),
@@ -524,19 +521,19 @@ pub fn run(args: BenchArgs) -> Outcome {
                 break;
             }
         }
-        row(
+        table.row(
             "consume records/s, no-op function (get_records)",
             format!("{:.0}", consumed.no_op_records_per_s),
             format!("{:.0}", consumed.get_records_per_s),
             consumed.no_op_records_per_s / consumed.get_records_per_s,
         );
-        row(
+        table.row(
             "consume records/s, poison pipeline (get_records)",
             format!("{consume_rps:.0}"),
             format!("{:.0}", consumed.get_records_per_s),
             consume_rps / consumed.get_records_per_s,
         );
-        row(
+        table.row(
             "clean reopen ms (verify ms)",
             format!("{:.1}", reopen_time.as_secs_f64() * 1e3),
             format!("{:.1}", verify_time.as_secs_f64() * 1e3),
